@@ -1,0 +1,67 @@
+"""Config values: YAML files, presets and `key=value` overrides with clear errors."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file, key or value the user gave is wrong; the message names it."""
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """`3` -> 3, `1e-4` -> 0.0001, `[1,2]` -> list, `true` -> True, anything else a string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """`["optim.lr=1e-3", "steps=200"]` -> nested dict."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = parse_value(value)
+    return out
+
+
+def merge(base: dict[str, Any], override: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    """Deep-merge `override` into a copy of `base`; unknown keys are errors naming the nearest key."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in out:
+            near = difflib.get_close_matches(key, list(out), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"unknown key {key!r} in {where}{hint}; known keys: {', '.join(sorted(out))}")
+        if isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = merge(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

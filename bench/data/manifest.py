@@ -1,0 +1,56 @@
+"""The one record every task and analysis reads: an utterance with its labels and alignments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An aligned unit: a word or a phone, times in seconds from the start of the utterance."""
+
+    label: str
+    start: float
+    end: float
+
+
+@dataclass
+class Utterance:
+    """One example. `offset`/`duration` select a crop of the file (Speech Commands `_silence_`)."""
+
+    id: str
+    path: Path
+    duration: float
+    speaker: str = ""
+    text: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    words: list[Segment] | None = None
+    phones: list[Segment] | None = None  # ARPAbet with stress digits as aligned (MFA convention)
+    offset: float = 0.0
+
+    def load(self) -> np.ndarray:
+        """16 kHz mono float32 samples (resampled / down-mixed when the file differs)."""
+        from bench.data.audio import read_audio
+
+        return read_audio(self.path, offset=self.offset, duration=self.duration)
+
+
+@dataclass
+class Corpus:
+    """A loaded corpus: its kind, root, and utterances per split (split names as published)."""
+
+    kind: str  # "librispeech" | "speech_commands" | "fsc" | "slurp"
+    root: Path
+    splits: dict[str, list[Utterance]]
+    problems: list[str] = field(default_factory=list)  # skipped examples, when the user asked to skip
+
+    def split(self, name: str) -> list[Utterance]:
+        if name not in self.splits:
+            raise KeyError(f"corpus {self.root} ({self.kind}) has no split {name!r}; it has: {', '.join(self.splits)}")
+        utts = self.splits[name]
+        if not utts:
+            raise ValueError(f"split {name!r} of corpus {self.root} ({self.kind}) is empty")
+        return utts

@@ -1,0 +1,111 @@
+"""Run a frozen upstream over utterances: one forward per batch, every layer handed to consumers.
+
+This is the only place an upstream is called. Probe banks, pooled caches and CCA samplers
+all consume the `UpstreamOutput` of `forward_batches`, so no layer ever costs a forward of
+its own.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench.data.manifest import Utterance
+from bench.types import Upstream, UpstreamOutput
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available")
+    return torch.device(name)
+
+
+def length_buckets(
+    durations: Sequence[float],
+    max_seconds: float,
+    max_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> list[list[int]]:
+    """Group indices of similar length so padding stays small.
+
+    Sorted by duration, cut whenever the padded batch (size x longest) would exceed
+    `max_seconds` or `max_size` items; batch order is shuffled when asked (training).
+    """
+    order = sorted(range(len(durations)), key=lambda i: (durations[i], i))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        longest = max(durations[i], max((durations[j] for j in cur), default=0.0))
+        if cur and (len(cur) + 1 > max_size or (len(cur) + 1) * longest > max_seconds):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    if shuffle:
+        random.Random(seed).shuffle(batches)
+    return batches
+
+
+def collate_audio(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad to the longest: float32 [B, S] and lengths [B]."""
+    lens = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    out = torch.zeros(len(waves), int(lens.max()) if len(waves) else 0, dtype=torch.float32)
+    for i, w in enumerate(waves):
+        out[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+    return out, lens
+
+
+def load_batch(utts: Sequence[Utterance], pin: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    wavs, lens = collate_audio([u.load() for u in utts])
+    if pin:
+        wavs, lens = wavs.pin_memory(), lens.pin_memory()
+    return wavs, lens
+
+
+def forward(
+    upstream: Upstream,
+    wavs: torch.Tensor,
+    wav_lens: torch.Tensor,
+    device: torch.device,
+    bf16: bool = False,
+) -> UpstreamOutput:
+    """One frozen forward; hidden states come back as float32 on `device`."""
+    wavs = wavs.to(device, non_blocking=True)
+    wav_lens = wav_lens.to(device, non_blocking=True)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and device.type == "cuda" else nullcontext()
+    with torch.inference_mode(), autocast:
+        out = upstream(wavs, wav_lens)
+    return UpstreamOutput(
+        hidden=[h.float() for h in out.hidden],
+        lengths=[n.to(device) for n in out.lengths],
+    )
+
+
+def forward_batches(
+    upstream: Upstream,
+    utts: Sequence[Utterance],
+    device: torch.device,
+    max_seconds: float = 160.0,
+    max_size: int = 32,
+    bf16: bool = False,
+    desc: str | None = None,
+) -> Iterator[tuple[list[int], UpstreamOutput]]:
+    """Yield (utterance indices, every layer's output) for length-bucketed batches of `utts`."""
+    batches = length_buckets([u.duration for u in utts], max_seconds, max_size)
+    pin = device.type == "cuda"
+    total = sum(u.duration for u in utts)
+    with tqdm(total=round(total, 1), unit="s", desc=desc or upstream.spec,
+              disable=desc is False, leave=False) as bar:
+        for idx in batches:
+            wavs, lens = load_batch([utts[i] for i in idx], pin=pin)
+            yield idx, forward(upstream, wavs, lens, device, bf16=bf16)
+            bar.update(round(sum(utts[i].duration for i in idx), 1))

@@ -1,0 +1,118 @@
+"""Result files: one schema-versioned JSON per unit, written atomically, resumable by config hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+_VERSIONED = ("layerbench", "torch", "torchaudio", "transformers", "s3prl", "numpy", "scipy", "scikit-learn")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Stable hash of a JSON-able config: key order and float formatting do not matter."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of an upstream spec or task name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unnamed"
+
+
+def result_path(out_dir: str | os.PathLike, kind: str, upstream: str, name: str) -> Path:
+    """`<out>/<kind>/<upstream>__<task-or-property>.json`."""
+    return Path(out_dir) / kind / f"{slug(upstream)}__{slug(name)}.json"
+
+
+def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=False, default=_jsonable)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_result(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Stamp the schema version and package versions, then write atomically."""
+    payload = {"schema_version": SCHEMA_VERSION, **payload}
+    payload.setdefault("versions", versions())
+    for key in ("kind", "config", "config_hash", "seed"):
+        if key not in payload:
+            raise ValueError(f"result for {path} lacks required field {key!r}")
+    return write_json_atomic(path, payload)
+
+
+def read_result(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"result file {path} is not valid JSON: {e}") from e
+    if not isinstance(data, dict) or "kind" not in data:
+        raise ValueError(f"result file {path} is not a LayerBench result (no 'kind' field)")
+    return data
+
+
+def is_done(path: str | os.PathLike, cfg_hash: str) -> bool:
+    """A unit is done when its file exists, parses, and carries the same config hash."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return read_result(path).get("config_hash") == cfg_hash
+    except ValueError:
+        return False
+
+
+def load_results(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every result JSON under `root` (a file or a folder), each with its `_path`."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"results path {root} does not exist")
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+    out = []
+    for p in files:
+        try:
+            data = read_result(p)
+        except ValueError:
+            continue
+        data["_path"] = str(p)
+        out.append(data)
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} into a result file")

@@ -1,0 +1,53 @@
+"""The small types at the seams between bench, upstreams and tasks.
+
+`upstreams` and `tasks` import these; `bench` never imports `upstreams` or `tasks`
+except through their registries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One exposed layer. `stride` is in input samples (320 = 20 ms at 16 kHz)."""
+
+    name: str
+    index: int
+    dim: int
+    stride: int
+    final_norm: bool = False  # True when the model's final LayerNorm is applied to this layer
+
+    @property
+    def frame_rate(self) -> float:
+        return SAMPLE_RATE / self.stride
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.stride / SAMPLE_RATE
+
+
+@dataclass
+class UpstreamOutput:
+    """Every layer's hidden states for one batch; each layer has its own length and rate."""
+
+    hidden: list[torch.Tensor]  # one [B, T_l, D_l] per layer, in `layers` order
+    lengths: list[torch.Tensor]  # one [B] long tensor of valid frames per layer
+
+
+@runtime_checkable
+class Upstream(Protocol):
+    """A frozen speech model exposing all its layers (contract in DESIGN.md)."""
+
+    spec: str
+    layers: list[LayerSpec]
+
+    def __call__(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> UpstreamOutput: ...
+
+    def to(self, device: torch.device | str) -> "Upstream": ...

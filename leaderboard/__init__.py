@@ -1,0 +1,1 @@
+"""Leaderboard: turns result files into tables and plots."""

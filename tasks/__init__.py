@@ -1,0 +1,1 @@
+"""Tasks: one module per SUPERB-style task; `tasks.get(name)` returns its definition."""
