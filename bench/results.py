@@ -8,12 +8,22 @@ import os
 import platform
 import re
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
 _VERSIONED = ("layerbench", "torch", "torchaudio", "transformers", "s3prl", "numpy", "scipy", "scikit-learn")
+
+
+@dataclass
+class UnitOutcome:
+    """What running one unit (upstream x task, upstream x CCA property) produced."""
+
+    path: Path
+    skipped: bool  # True when a finished result with the same config hash was already there
+    result: dict[str, Any]
 
 
 def config_hash(config: dict[str, Any]) -> str:
