@@ -1,0 +1,817 @@
+"""Comparator: does cheap layer-wise CCA predict which layer a (costly) probe finds best?
+
+For every (upstream, task, CCA property) named by the mapping in configs/compare.yaml it
+relates the per-layer CCA scores of a CCA result file to the per-layer scores of a probe
+result file, as in Pasad, Shi & Livescu (ICASSP 2023).
+
+Protocol choices (documented because they change numbers):
+- Task scores are made "higher is better": error rates (PER, WER) become 100 - error.
+- Rank correlations (Spearman rho, Kendall tau) use the per-layer TEST scores, as the paper
+  does; layers whose head diverged (flag "diverged" or a non-finite metric) and layers with a
+  non-finite CCA score are left out. Fewer than two layers, or a constant vector, leave the
+  correlation undefined: it is reported as null with a note, never as 0.
+- The "best probed layer" used for top-k hits, the recommendation's regret, guided search
+  and best-single-layer versus weighted sum is chosen by DEV score (no test leakage) and
+  scored on test. The oracle best-by-test layer is reported beside it. Regret can therefore
+  be negative when the CCA pick happens to test better than the dev-selected layer.
+- Ties (equal CCA scores or equal dev scores) go to the lower layer index, so results are
+  deterministic.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
+from bench.results import write_json_atomic
+
+DEFAULT_CONFIG = CONFIG_DIR / "compare.yaml"
+TASK_ORDER = ("pr", "asr", "ic", "slurp_scenario", "slurp_action", "ks")
+ERROR_METRICS = frozenset({"per", "wer", "cer"})
+PROPERTY_ORDER = ("mel", "phone", "word", "mi_phone", "mi_word")
+DIVERGED = "diverged"
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def finite(value: Any) -> float | None:
+    """A finite float, or None for null / NaN / inf / non-numbers (diverged heads write NaN)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def task_sort_key(task: str) -> tuple[int, str]:
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+
+
+def property_sort_key(prop: str) -> tuple[int, str]:
+    return (PROPERTY_ORDER.index(prop) if prop in PROPERTY_ORDER else len(PROPERTY_ORDER), prop)
+
+
+@dataclass(frozen=True)
+class LayerScore:
+    """One probed layer's raw metric (in the task's own direction) and flags."""
+
+    layer: int
+    name: str
+    dev: float | None
+    test: float | None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def diverged(self) -> bool:
+        return DIVERGED in self.flags
+
+
+@dataclass
+class ProbeRecord:
+    """A probe result file (upstream x task), parsed and checked."""
+
+    upstream: str
+    label: str | None
+    task: str
+    metric: str
+    higher_is_better: bool
+    layers: list[LayerScore]
+    ws_dev: float | None
+    ws_test: float | None
+    ws_weights: dict[int, float]
+    ws_flags: tuple[str, ...]
+    path: str
+    seed: Any = None
+
+    def to_higher(self, raw: float | None) -> float | None:
+        """Raw metric -> higher-is-better score (error rate e -> 100 - e)."""
+        if raw is None:
+            return None
+        return raw if self.higher_is_better else 100.0 - raw
+
+    def to_native(self, score: float | None) -> float | None:
+        """Inverse of `to_higher`: back to the metric as the task reports it."""
+        return self.to_higher(score)
+
+    def scores(self, split: str) -> dict[int, float]:
+        """Higher-is-better scores per layer on `split`, diverged / non-finite layers left out."""
+        out: dict[int, float] = {}
+        for ls in self.layers:
+            raw = ls.dev if split == "dev" else ls.test
+            if ls.diverged or raw is None:
+                continue
+            out[ls.layer] = self.to_higher(raw)
+        return out
+
+    @property
+    def ws_score(self) -> float | None:
+        """Weighted-sum test score, higher is better; None when it diverged."""
+        return None if DIVERGED in self.ws_flags else self.to_higher(self.ws_test)
+
+
+@dataclass
+class CCARecord:
+    """A CCA (or MI) result file (upstream x property)."""
+
+    upstream: str
+    label: str | None
+    property: str
+    scores: dict[int, float]
+    names: dict[int, str]
+    path: str
+    seed: Any = None
+
+
+@dataclass
+class ResultSet:
+    """All result files of a run, indexed by unit; failures kept for the report."""
+
+    probes: dict[tuple[str, str], ProbeRecord] = field(default_factory=dict)
+    ccas: dict[tuple[str, str], CCARecord] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def display(self, upstream: str) -> str:
+        return self.labels.get(upstream) or upstream
+
+    @property
+    def upstreams(self) -> list[str]:
+        ups = {u for u, _ in self.probes} | {u for u, _ in self.ccas}
+        return sorted(ups, key=lambda u: (self.display(u), u))
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({t for _, t in self.probes}, key=task_sort_key)
+
+    @property
+    def properties(self) -> list[str]:
+        return sorted({p for _, p in self.ccas}, key=property_sort_key)
+
+
+def _require(d: dict[str, Any], key: str, where: str) -> Any:
+    if key not in d:
+        raise ValueError(f"result file {where} lacks field {key!r}")
+    return d[key]
+
+
+def _layer_index(entry: Any, where: str) -> int:
+    if not isinstance(entry, dict) or "layer" not in entry:
+        raise ValueError(f"result file {where}: every per_layer entry needs a 'layer' index, got {entry!r}")
+    try:
+        return int(entry["layer"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"result file {where}: layer index {entry['layer']!r} is not an integer") from e
+
+
+def parse_probe(d: dict[str, Any]) -> ProbeRecord:
+    where = d.get("_path", "<in memory>")
+    metric = str(_require(d, "metric", where))
+    hib = d.get("higher_is_better")
+    if hib is None:
+        hib = metric.lower() not in ERROR_METRICS
+    layers = []
+    for entry in _require(d, "per_layer", where):
+        idx = _layer_index(entry, where)
+        layers.append(
+            LayerScore(
+                layer=idx,
+                name=str(entry.get("name", idx)),
+                dev=finite(entry.get("dev")),
+                test=finite(entry.get("test")),
+                flags=tuple(entry.get("flags") or ()),
+            )
+        )
+    layers.sort(key=lambda ls: ls.layer)
+    if len({ls.layer for ls in layers}) != len(layers):
+        raise ValueError(f"result file {where}: per_layer lists a layer index twice")
+    ws = d.get("weighted_sum") or {}
+    w_layers = ws.get("layers") or []
+    w_values = ws.get("weights") or []
+    if len(w_layers) != len(w_values):
+        raise ValueError(
+            f"result file {where}: weighted_sum has {len(w_values)} weights for {len(w_layers)} layers"
+        )
+    weights = {int(l): v for l, v in zip(w_layers, (finite(w) for w in w_values)) if v is not None}
+    return ProbeRecord(
+        upstream=str(_require(d, "upstream", where)),
+        label=d.get("label"),
+        task=str(_require(d, "task", where)),
+        metric=metric,
+        higher_is_better=bool(hib),
+        layers=layers,
+        ws_dev=finite(ws.get("dev")),
+        ws_test=finite(ws.get("test")),
+        ws_weights=weights,
+        ws_flags=tuple(ws.get("flags") or ()),
+        path=where,
+        seed=d.get("seed"),
+    )
+
+
+def parse_cca(d: dict[str, Any]) -> CCARecord:
+    where = d.get("_path", "<in memory>")
+    scores: dict[int, float] = {}
+    names: dict[int, str] = {}
+    for entry in _require(d, "per_layer", where):
+        idx = _layer_index(entry, where)
+        names[idx] = str(entry.get("name", idx))
+        score = finite(entry.get("score"))
+        if score is not None:
+            scores[idx] = score
+    return CCARecord(
+        upstream=str(_require(d, "upstream", where)),
+        label=d.get("label"),
+        property=str(_require(d, "property", where)),
+        scores=dict(sorted(scores.items())),
+        names=dict(sorted(names.items())),
+        path=where,
+        seed=d.get("seed"),
+    )
+
+
+def parse_results(results: Iterable[dict[str, Any]]) -> ResultSet:
+    """Index probe / CCA / failure results; other kinds (e.g. clustering) are ignored.
+
+    Two files for the same unit are an error: picking one silently could mix runs.
+    """
+    rs = ResultSet()
+    for d in results:
+        kind = d.get("kind")
+        if kind == "failure":
+            rs.failures.append(d)
+            continue
+        if kind == "probe":
+            rec: ProbeRecord | CCARecord = parse_probe(d)
+            key, table = (rec.upstream, rec.task), rs.probes
+        elif kind == "cca":
+            rec = parse_cca(d)
+            key, table = (rec.upstream, rec.property), rs.ccas
+        else:
+            continue
+        if key in table:
+            raise ValueError(
+                f"two {kind} results for {key[0]} / {key[1]}: {table[key].path} and {rec.path}; "
+                "point the command at one run's results folder"
+            )
+        table[key] = rec
+        if rec.label and rec.upstream not in rs.labels:
+            rs.labels[rec.upstream] = str(rec.label)
+    # A failure superseded by a later successful run of the same unit is not a failure any more.
+    rs.failures = [
+        f for f in rs.failures
+        if (f.get("upstream"), f.get("task")) not in rs.probes and (f.get("upstream"), f.get("property")) not in rs.ccas
+    ]
+    rs.failures.sort(key=lambda f: (str(f.get("upstream")), str(f.get("task") or f.get("property"))))
+    return rs
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Which CCA properties predict which task (first = the recommending one) and the top-k list."""
+
+    mapping: dict[str, list[str]]
+    top_ks: tuple[int, ...]
+
+
+def _check_config(cfg: dict[str, Any], where: str) -> CompareConfig:
+    mapping = cfg.get("mapping")
+    if not isinstance(mapping, dict) or not mapping:
+        raise ConfigError(f"{where}: 'mapping' must map task names to lists of CCA properties")
+    clean: dict[str, list[str]] = {}
+    for task, props in mapping.items():
+        if isinstance(props, str):
+            props = [props]
+        if not isinstance(props, list) or not props or not all(isinstance(p, str) and p for p in props):
+            raise ConfigError(f"{where}: mapping.{task} must be a non-empty list of property names, got {props!r}")
+        clean[str(task)] = list(props)
+    top = cfg.get("top_k")
+    if isinstance(top, int):
+        top = [top]
+    if not isinstance(top, list) or not top or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in top):
+        raise ConfigError(f"{where}: 'top_k' must be a list of positive integers, got {top!r}")
+    return CompareConfig(mapping=clean, top_ks=tuple(sorted(set(top))))
+
+
+def load_compare_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> CompareConfig:
+    """configs/compare.yaml, optionally replaced by the user's file, then `key=value` overrides.
+
+    A user file may give only some keys; the defaults fill the rest. `mapping` in a user
+    file replaces the default mapping as a whole (a task left out is not compared).
+    """
+    base = load_yaml(DEFAULT_CONFIG)
+    where = str(DEFAULT_CONFIG)
+    if path is not None:
+        user = load_yaml(path)
+        unknown = set(user) - set(base)
+        if unknown:
+            raise ConfigError(f"config file {path}: unknown key(s) {', '.join(sorted(unknown))}; known: mapping, top_k")
+        base = {**base, **user}
+        where = str(path)
+    if overrides:
+        mapping_over = overrides.get("mapping")
+        if isinstance(mapping_over, dict):
+            # New tasks may be added to the mapping from the command line.
+            base = {**base, "mapping": {**base["mapping"], **mapping_over}}
+            overrides = {k: v for k, v in overrides.items() if k != "mapping"}
+        base = merge(base, overrides, where=f"{where} overrides")
+    return _check_config(base, where)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None, str | None]:
+    """Spearman rho and Kendall tau, or (None, None, why) when they are undefined."""
+    a = np.asarray(x, dtype=float)
+    b = np.asarray(y, dtype=float)
+    if a.size < 2:
+        return None, None, f"only {a.size} layer(s) with valid scores"
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        which = "CCA/weight" if np.ptp(a) == 0 else "task"
+        return None, None, f"{which} scores are constant across layers"
+    rho = float(stats.spearmanr(a, b).statistic)
+    tau = float(stats.kendalltau(a, b).statistic)
+    return finite(rho), finite(tau), None
+
+
+def _argmax(scores: dict[int, float]) -> int | None:
+    """Layer with the highest score; ties go to the lower layer index."""
+    if not scores:
+        return None
+    return min(scores, key=lambda layer: (-scores[layer], layer))
+
+
+def _ranking(scores: dict[int, float]) -> list[int]:
+    return sorted(scores, key=lambda layer: (-scores[layer], layer))
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+# ----------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class GuidedSearch:
+    """Probe only the CCA top-k layers and keep the best by dev."""
+
+    k: int
+    layer: int | None
+    test: float | None
+    regret: float | None
+    probed: int
+    total: int
+    saved_fraction: float
+
+
+@dataclass
+class PairComparison:
+    """One (upstream, task, CCA property) pair. Scores are test, higher is better."""
+
+    upstream: str
+    display: str
+    task: str
+    property: str
+    primary: bool  # first property mapped to the task: its arg-max is the recommended layer
+    metric: str
+    n_layers: int  # layers in the correlation
+    rho_cca: float | None
+    tau_cca: float | None
+    rho_weights: float | None
+    tau_weights: float | None
+    best_layer: int | None  # by dev
+    best_test: float | None
+    best_layer_by_test: int | None
+    recommended_layer: int | None  # arg-max CCA among the probed layers
+    recommended_test: float | None
+    regret: float | None
+    top_k_hit: dict[int, bool | None]
+    cca_ranking: list[int]
+    weighted_sum_test: float | None
+    best_minus_ws: float | None
+    guided: list[GuidedSearch]
+    probe_path: str
+    cca_path: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PredictorAggregate:
+    """Means over pairs of one predictor (a CCA property, or "weights" for layer weights)."""
+
+    predictor: str
+    pairs: int
+    defined: int  # pairs whose rank correlation is defined
+    mean_rho: float | None
+    mean_tau: float | None
+    top_k_hit_rate: dict[int, float | None]
+    mean_regret: float | None
+    mean_guided_regret: dict[int, float | None]
+
+
+@dataclass
+class SingleVsWeighted:
+    """Best single layer (dev-chosen, test-scored) against the weighted sum, over (upstream, task)."""
+
+    pairs: int
+    single_better_or_equal: int
+    mean_difference: float | None  # best single - weighted sum, higher-is-better units
+
+
+@dataclass
+class Comparison:
+    pairs: list[PairComparison]
+    aggregates: list[PredictorAggregate]
+    single_vs_ws: SingleVsWeighted
+    mapping: dict[str, list[str]]
+    top_ks: tuple[int, ...]
+    failures: list[dict[str, Any]]
+    notes: list[str]
+
+    def pair(self, upstream: str, task: str, prop: str) -> PairComparison:
+        for p in self.pairs:
+            if (p.upstream, p.task, p.property) == (upstream, task, prop):
+                return p
+        raise KeyError(f"no comparison for upstream {upstream!r}, task {task!r}, property {prop!r}")
+
+    def aggregate(self, predictor: str) -> PredictorAggregate:
+        for a in self.aggregates:
+            if a.predictor == predictor:
+                return a
+        raise KeyError(f"no aggregate for predictor {predictor!r}")
+
+    def recommended(self, upstream: str, task: str) -> PairComparison | None:
+        """The pair of the task's primary (first mapped) property, if it was compared."""
+        for p in self.pairs:
+            if p.upstream == upstream and p.task == task and p.primary:
+                return p
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_clean(
+            {
+                "mapping": self.mapping,
+                "top_k": list(self.top_ks),
+                "aggregates": [asdict(a) for a in self.aggregates],
+                "single_vs_weighted_sum": asdict(self.single_vs_ws),
+                "pairs": [asdict(p) for p in self.pairs],
+                "failures": [_failure_summary(f) for f in self.failures],
+                "notes": self.notes,
+            }
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat row per pair (the CSV)."""
+        out = []
+        for p in self.pairs:
+            row: dict[str, Any] = {
+                "upstream": p.upstream,
+                "display": p.display,
+                "task": p.task,
+                "property": p.property,
+                "primary": p.primary,
+                "metric": p.metric,
+                "n_layers": p.n_layers,
+                "spearman_cca": p.rho_cca,
+                "kendall_cca": p.tau_cca,
+                "spearman_weights": p.rho_weights,
+                "kendall_weights": p.tau_weights,
+                "best_layer_dev": p.best_layer,
+                "best_test": p.best_test,
+                "best_layer_test": p.best_layer_by_test,
+                "cca_layer": p.recommended_layer,
+                "cca_layer_test": p.recommended_test,
+                "regret": p.regret,
+            }
+            for k in self.top_ks:
+                row[f"top{k}_hit"] = p.top_k_hit.get(k)
+            for g in p.guided:
+                row[f"guided{g.k}_layer"] = g.layer
+                row[f"guided{g.k}_regret"] = g.regret
+                row[f"guided{g.k}_saved"] = g.saved_fraction
+            row["weighted_sum_test"] = p.weighted_sum_test
+            row["best_minus_ws"] = p.best_minus_ws
+            row["notes"] = "; ".join(p.notes)
+            out.append({k: round(v, 6) if isinstance(v, float) else v for k, v in _json_clean(row).items()})
+        return out
+
+    def to_markdown(self) -> str:
+        return render_markdown(self)
+
+
+def _failure_summary(f: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "upstream": f.get("upstream"),
+        "unit": f.get("task") or f.get("property"),
+        "error": f.get("error"),
+        "path": f.get("_path"),
+    }
+
+
+def _json_clean(obj: Any) -> Any:
+    """NaN/inf -> None and tuple -> list so the JSON is strict; dict keys become strings."""
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
+def best_probed_layer(probe: ProbeRecord, layers: set[int] | None = None) -> tuple[int | None, dict[int, float], bool]:
+    """The best probed layer by dev score (test only when no dev score exists).
+
+    Returns (layer, the higher-is-better scores it was chosen on, whether those are test).
+    """
+    dev = {l: s for l, s in probe.scores("dev").items() if layers is None or l in layers}
+    if dev:
+        return _argmax(dev), dev, False
+    test = {l: s for l, s in probe.scores("test").items() if layers is None or l in layers}
+    return _argmax(test), test, bool(test)
+
+
+def compare_pair(probe: ProbeRecord, cca: CCARecord, top_ks: Sequence[int], primary: bool, display: str) -> PairComparison:
+    """All per-pair numbers; see the module docstring for the protocol."""
+    notes: list[str] = []
+    probed = {ls.layer for ls in probe.layers}
+    common = sorted(probed & set(cca.names))
+    if set(cca.names) != probed:
+        notes.append(
+            f"probe and CCA cover different layers; using the {len(common)} in both"
+        )
+    test = {l: s for l, s in probe.scores("test").items() if l in common}
+    cca_scores = {l: s for l, s in cca.scores.items() if l in common}
+    diverged = sorted(ls.layer for ls in probe.layers if ls.diverged and ls.layer in common)
+    if diverged:
+        notes.append(f"diverged layer(s) {diverged} left out")
+
+    corr_layers = [l for l in common if l in test and l in cca_scores]
+    rho, tau, why = rank_correlation([cca_scores[l] for l in corr_layers], [test[l] for l in corr_layers])
+    if why:
+        notes.append(f"CCA rank correlation undefined: {why}")
+    w_layers = [l for l in common if l in test and l in probe.ws_weights]
+    if probe.ws_weights:
+        rho_w, tau_w, why_w = rank_correlation([probe.ws_weights[l] for l in w_layers], [test[l] for l in w_layers])
+        if why_w:
+            notes.append(f"weight rank correlation undefined: {why_w}")
+    else:
+        rho_w = tau_w = None
+        notes.append("no weighted-sum weights in the probe result")
+
+    best, select_on, on_test = best_probed_layer(probe, set(common))
+    if on_test:
+        notes.append("no dev scores: best layer chosen on test")
+    best_test = test.get(best) if best is not None else None
+    ranking = _ranking(cca_scores)
+    rec = ranking[0] if ranking else None
+    rec_test = test.get(rec) if rec is not None else None
+    regret = None if best_test is None or rec_test is None else best_test - rec_test
+    if rec is not None and rec_test is None:
+        notes.append(f"CCA-recommended layer {rec} has no valid probe score")
+    hits = {k: (best in ranking[:k]) if (best is not None and ranking) else None for k in top_ks}
+
+    guided = []
+    total = len(common)
+    for k in top_ks:
+        cand = {l: select_on[l] for l in ranking[:k] if l in select_on}
+        g_layer = _argmax(cand)
+        g_test = test.get(g_layer) if g_layer is not None else None
+        g_regret = None if best_test is None or g_test is None else best_test - g_test
+        probed_n = min(k, len(ranking))
+        guided.append(
+            GuidedSearch(k, g_layer, g_test, g_regret, probed_n, total, 1.0 - probed_n / total if total else 0.0)
+        )
+
+    ws = probe.ws_score
+    return PairComparison(
+        upstream=probe.upstream,
+        display=display,
+        task=probe.task,
+        property=cca.property,
+        primary=primary,
+        metric=probe.metric,
+        n_layers=len(corr_layers),
+        rho_cca=rho,
+        tau_cca=tau,
+        rho_weights=rho_w,
+        tau_weights=tau_w,
+        best_layer=best,
+        best_test=best_test,
+        best_layer_by_test=_argmax(test),
+        recommended_layer=rec,
+        recommended_test=rec_test,
+        regret=regret,
+        top_k_hit=hits,
+        cca_ranking=ranking,
+        weighted_sum_test=ws,
+        best_minus_ws=None if ws is None or best_test is None else best_test - ws,
+        guided=guided,
+        probe_path=probe.path,
+        cca_path=cca.path,
+        notes=notes,
+    )
+
+
+def _aggregate(predictor: str, pairs: list[PairComparison], top_ks: Sequence[int], weights: bool) -> PredictorAggregate:
+    rhos = [p.rho_weights if weights else p.rho_cca for p in pairs]
+    taus = [p.tau_weights if weights else p.tau_cca for p in pairs]
+    rates: dict[int, float | None] = {}
+    guided: dict[int, float | None] = {}
+    for k in top_ks:
+        hits = [p.top_k_hit[k] for p in pairs if p.top_k_hit.get(k) is not None]
+        rates[k] = None if weights or not hits else sum(hits) / len(hits)
+        guided[k] = None if weights else _mean(g.regret for p in pairs for g in p.guided if g.k == k)
+    return PredictorAggregate(
+        predictor=predictor,
+        pairs=len(pairs),
+        defined=sum(r is not None for r in rhos),
+        mean_rho=_mean(rhos),
+        mean_tau=_mean(taus),
+        top_k_hit_rate=rates,
+        mean_regret=None if weights else _mean(p.regret for p in pairs),
+        mean_guided_regret=guided,
+    )
+
+
+def compare(
+    results: Iterable[dict[str, Any]] | ResultSet,
+    mapping: dict[str, list[str]] | None = None,
+    top_ks: Sequence[int] = (1, 3, 6),
+) -> Comparison:
+    """Relate CCA to probe results for every mapped (upstream, task, property) pair.
+
+    `results` are dicts from bench.results.load_results (or a parsed ResultSet);
+    `mapping` defaults to configs/compare.yaml's.
+    """
+    rs = results if isinstance(results, ResultSet) else parse_results(results)
+    if mapping is None:
+        mapping = load_compare_config().mapping
+    top_ks = tuple(sorted({int(k) for k in top_ks}))
+    if not top_ks or min(top_ks) < 1:
+        raise ValueError(f"top-k values must be positive integers, got {top_ks}")
+    pairs: list[PairComparison] = []
+    notes: list[str] = []
+    for (up, task), probe in sorted(rs.probes.items(), key=lambda kv: (rs.display(kv[0][0]), kv[0][0], task_sort_key(kv[0][1]))):
+        props = mapping.get(task)
+        if isinstance(props, str):
+            props = [props]
+        if not props:
+            notes.append(f"{rs.display(up)} / {task}: no CCA property mapped to task {task!r}")
+            continue
+        for i, prop in enumerate(props):
+            cca = rs.ccas.get((up, prop))
+            if cca is None:
+                notes.append(f"{rs.display(up)} / {task}: no CCA-{prop} result")
+                continue
+            if not ({ls.layer for ls in probe.layers} & set(cca.names)):
+                notes.append(f"{rs.display(up)} / {task} / {prop}: probe and CCA share no layer index")
+                continue
+            pairs.append(compare_pair(probe, cca, top_ks, primary=(i == 0), display=rs.display(up)))
+
+    props_seen = sorted({p.property for p in pairs}, key=property_sort_key)
+    aggregates = [_aggregate(prop, [p for p in pairs if p.property == prop], top_ks, weights=False) for prop in props_seen]
+    # Layer weights do not depend on the CCA property: one entry per (upstream, task).
+    by_unit: dict[tuple[str, str], PairComparison] = {}
+    for p in pairs:
+        by_unit.setdefault((p.upstream, p.task), p)
+    unit_pairs = list(by_unit.values())
+    if unit_pairs:
+        aggregates.append(_aggregate("weights", unit_pairs, top_ks, weights=True))
+    diffs = [p.best_minus_ws for p in unit_pairs if p.best_minus_ws is not None]
+    svw = SingleVsWeighted(
+        pairs=len(diffs),
+        single_better_or_equal=sum(d >= 0 for d in diffs),
+        mean_difference=_mean(diffs),
+    )
+    return Comparison(
+        pairs=pairs,
+        aggregates=aggregates,
+        single_vs_ws=svw,
+        mapping={k: list(v) for k, v in mapping.items()},
+        top_ks=top_ks,
+        failures=list(rs.failures),
+        notes=notes,
+    )
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """Table cell text: numbers rounded, None as an en dash, booleans as yes/no."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
+
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def predictor_name(predictor: str) -> str:
+    return "layer weights" if predictor == "weights" else f"CCA-{predictor}"
+
+
+def render_markdown(comp: Comparison) -> str:
+    ks = comp.top_ks
+    out = [
+        "# CCA versus probes, layer by layer",
+        "",
+        "Task scores are test scores with error rates as 100 - error (higher is better). "
+        "Rank correlations are over layers; the best layer is chosen by dev score; "
+        "regret = best layer's test score - CCA-recommended layer's test score; "
+        "'regret probing top-k' is the regret when only the k layers CCA ranks highest are probed.",
+        "",
+        "## Aggregates",
+        "",
+    ]
+    headers = ["predictor", "pairs", "mean Spearman rho", "mean Kendall tau"] + [f"top-{k} hit" for k in ks] + ["mean regret"]
+    headers += [f"regret probing top-{k}" for k in ks]
+    rows = [
+        [predictor_name(a.predictor), a.pairs, fmt(a.mean_rho), fmt(a.mean_tau)]
+        + [fmt(a.top_k_hit_rate.get(k)) for k in ks]
+        + [fmt(a.mean_regret)]
+        + [fmt(a.mean_guided_regret.get(k)) for k in ks]
+        for a in comp.aggregates
+    ]
+    out.append(markdown_table(headers, rows) if rows else "No (upstream, task, property) pair had both a probe and a CCA result.")
+    s = comp.single_vs_ws
+    out += [
+        "",
+        f"Best single layer >= weighted sum in {s.single_better_or_equal} of {s.pairs} (upstream, task) pairs; "
+        f"mean difference {fmt(s.mean_difference)} points.",
+        "",
+        "## Pairs",
+        "",
+    ]
+    headers = ["upstream", "task", "property", "layers", "rho CCA", "tau CCA", "rho weights", "best layer", "CCA layer", "regret"]
+    headers += [f"top-{k}" for k in ks] + ["best - WS"]
+    rows = [
+        [p.display, p.task, p.property, p.n_layers, fmt(p.rho_cca), fmt(p.tau_cca), fmt(p.rho_weights),
+         fmt(p.best_layer), fmt(p.recommended_layer), fmt(p.regret)]
+        + [fmt(p.top_k_hit.get(k)) for k in ks]
+        + [fmt(p.best_minus_ws)]
+        for p in comp.pairs
+    ]
+    if rows:
+        out.append(markdown_table(headers, rows))
+    pair_notes = [f"- {p.display} / {p.task} / {p.property}: {n}" for p in comp.pairs for n in p.notes]
+    if comp.notes or pair_notes:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in comp.notes] + pair_notes
+    if comp.failures:
+        out += ["", "## Failed units", ""]
+        out += [f"- {f['upstream']} / {f['unit']}: {f['error']}" for f in map(_failure_summary, comp.failures)]
+    return "\n".join(out) + "\n"
+
+
+def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
+    """comparison.json (everything), comparison.csv (one row per pair), comparison.md (the report).
+
+    Returns the paths under keys json, csv, markdown.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": write_json_atomic(out_dir / "comparison.json", comp.to_dict()),
+        "csv": out_dir / "comparison.csv",
+        "markdown": out_dir / "comparison.md",
+    }
+    rows = comp.rows()
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        buf.write("upstream,task,property\n")
+    paths["csv"].write_text(buf.getvalue())
+    paths["markdown"].write_text(comp.to_markdown())
+    return paths
