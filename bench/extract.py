@@ -102,10 +102,8 @@ def forward_batches(
     """Yield (utterance indices, every layer's output) for length-bucketed batches of `utts`."""
     batches = length_buckets([u.duration for u in utts], max_seconds, max_size)
     pin = device.type == "cuda"
-    total = sum(u.duration for u in utts)
-    with tqdm(total=round(total, 1), unit="s", desc=desc or upstream.spec,
-              disable=desc is False, leave=False) as bar:
+    with tqdm(total=len(utts), unit="utt", desc=desc or upstream.spec, disable=desc is False, leave=False) as bar:
         for idx in batches:
             wavs, lens = load_batch([utts[i] for i in idx], pin=pin)
             yield idx, forward(upstream, wavs, lens, device, bf16=bf16)
-            bar.update(round(sum(utts[i].duration for i in idx), 1))
+            bar.update(len(idx))
