@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import bench  # noqa: F401  (sets the OpenMP wait policy before any test imports torch)
+
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:

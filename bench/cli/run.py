@@ -1,0 +1,88 @@
+"""`layerbench run [SUITE]`: the main job — a model zoo over every task and CCA, then the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ORDER = 50
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a suite (zoo x tasks x CCA), resume-safe, then compare and build the leaderboard",
+        description=(
+            "Plan and run a suite: every upstream of its zoo on every task and CCA property. "
+            "Units already done with the same config are skipped, a failed unit is recorded under "
+            "<out>/failures/ and the rest go on. Without SUITE: the embedded quick suite on the small "
+            "synthetic corpus (written to ./data/synth-small when missing), results in ./runs/quick."
+        ),
+    )
+    p.add_argument("suite", nargs="?", default=None,
+                   help="suite YAML path or name in configs/suites (default: quick)")
+    p.add_argument("--out", default=None, help="output folder (overrides the suite's `out`)")
+    p.add_argument("--data", default=None,
+                   help="synthetic corpus folder (overrides corpora.synthetic.dir; suites on the synthetic corpus only)")
+    p.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (overrides the suite's `device`)")
+    p.add_argument("--seed", type=int, action="append", default=None,
+                   help="seed(s) to run (repeatable; overrides the suite's `seeds`)")
+    p.add_argument("--dry-run", "--plan-only", dest="dry_run", action="store_true",
+                   help="print the plan (which units are done) and exit; touches no audio and loads no model")
+    p.add_argument("--force", action="store_true", help="recompute units even when a finished result exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench import runner
+    from bench.config import ConfigError
+
+    suite = runner.load_suite(args.suite)
+    if args.out:
+        suite = replace(suite, out=Path(args.out))
+    if args.device:
+        suite = replace(suite, device=args.device)
+    if args.seed:
+        suite = replace(suite, seeds=list(dict.fromkeys(args.seed)))
+    if args.data:
+        if suite.synthetic is None:
+            raise ConfigError(f"--data sets the synthetic corpus folder, but suite {suite.source} reads real corpora")
+        suite = replace(suite, synthetic=replace(suite.synthetic, dir=Path(args.data)))
+
+    if args.dry_run:
+        units = runner.plan(suite)
+        print(runner.format_plan(suite, units))
+        print(f"dry run: {sum(not u.done for u in units)} unit(s) would run; results would go to {suite.out}")
+        return 0
+
+    try:
+        summary = runner.run_suite(suite, force=args.force, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished units are saved under {suite.out}; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    counts = summary.counts()
+    print(f"units: {counts['done']} computed, {counts['skipped']} already done, {counts['failed']} failed")
+    for name, paths in summary.outputs.items():
+        if name.startswith("leaderboard") and isinstance(paths, dict) and paths.get("markdown"):
+            md = Path(paths["markdown"])
+            if md.is_file():
+                print(md.read_text())
+    if summary.failures:
+        print(runner.format_failures(summary.reports), file=sys.stderr)
+    where = [f"results {suite.out / 'results'}"]
+    where += [f"{name.split('_')[0]} {_folder(paths)}" for name, paths in summary.outputs.items()]
+    print(f"outputs: {suite.out} ({'; '.join(where)}; run log {suite.out / 'run.json'})")
+    return 1 if summary.failures else 0
+
+
+def _folder(paths) -> str:
+    """The folder a comparator/leaderboard output dict (or path) lives in, for the summary line."""
+    if isinstance(paths, dict):
+        values = [Path(v) for v in paths.values() if isinstance(v, (str, Path))]
+        if values:
+            return str(values[0].parent)
+    return str(paths)

@@ -1,0 +1,724 @@
+"""The main job: a suite (zoo x tasks x CCA properties x seeds) planned, run, resumed and summarised.
+
+A suite YAML names a zoo of upstreams, the probing tasks with their presets, the CCA
+properties, where the corpora are, the output folder, the seeds and the device. The runner
+turns it into units (upstream x task, upstream x CCA property, per seed), asks the probe and
+CCA code for each unit's result path and config hash *without loading any model*, skips the
+units already done, runs the rest one after another, and keeps going past a unit that fails:
+the failure is written as its own record under `<out>/failures/` and reported at the end.
+Finished results are written atomically by the probe/CCA code, so an interrupted run loses
+at most the unit it was in; rerunning the same suite resumes where it stopped.
+
+After the units, the comparator relates CCA to the probe results and the leaderboard is
+built — both derived from the result files only, so a resumed run gives the same tables as
+an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from bench.config import CONFIG_DIR, ConfigError, load_yaml
+from bench.results import UnitOutcome, is_done, read_result, slug, write_json_atomic, write_result
+
+SUITE_DIR = CONFIG_DIR / "suites"
+ZOO_DIR = CONFIG_DIR / "zoo"
+DEFAULT_SUITE = SUITE_DIR / "quick.yaml"
+CCA_PROPERTIES = ("mel", "phone", "word", "mi", "mi_phone", "mi_word")  # + glove:<name-or-path>
+CORPUS_KINDS = ("librispeech", "speech_commands", "fsc", "slurp")
+CCA_CORPUS = "librispeech"  # CCA needs word and phone alignments: the LibriSpeech-style corpus
+
+
+def task_names() -> list[str]:
+    import tasks
+
+    return tasks.names()
+
+
+def task_corpus(task: str) -> str:
+    """The corpus kind a task reads, as its task module declares it."""
+    import tasks
+
+    return tasks.get(task).corpus_kind
+
+_SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "corpora", "out", "seeds", "seed", "device", "compare", "leaderboard")
+_ZOO_KEYS = ("name", "spec", "options")
+_ZOO_OPTION_KEYS = ("layers", "overrides", "cca_overrides")
+_TASK_KEYS = ("task", "preset", "overrides")
+_CCA_KEYS = ("properties", "preset", "overrides")
+_SYNTH_KEYS = ("dir", "size", "seed")
+_COMPARE_KEYS = ("top_ks", "mapping")
+
+
+# --------------------------------------------------------------------------- suite types
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One upstream of a zoo: a display name, the spec `upstreams.load` takes, and options."""
+
+    name: str
+    spec: str
+    layers: list[int] | str | None = None  # probe only these layers: a list, "every:K" (default: all)
+    overrides: dict[str, Any] = field(default_factory=dict)  # per-upstream probe overrides (e.g. lr)
+    cca_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    task: str
+    preset: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CCAEntry:
+    properties: list[str]
+    preset: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """The synthetic corpus root (all four layouts under one folder), written when missing."""
+
+    dir: Path
+    size: str
+    seed: int
+
+
+@dataclass
+class Suite:
+    name: str
+    source: str  # the file it came from (or "<inline>"), for error messages and the plan header
+    zoo: list[ZooEntry]
+    tasks: list[TaskEntry]
+    cca: CCAEntry | None
+    corpora: dict[str, Path]  # corpus kind -> root (empty when `synthetic` is used)
+    synthetic: SynthSpec | None
+    out: Path
+    seeds: list[int]
+    device: str
+    top_ks: tuple[int, ...] = (1, 3, 6)
+    mapping: dict[str, Any] | None = None
+    leaderboard: bool = True
+
+    def corpus_for(self, kind: str) -> Path:
+        """The folder a unit of corpus `kind` reads: the synthetic root, or the configured path."""
+        if self.synthetic is not None:
+            return self.synthetic.dir
+        if kind not in self.corpora:
+            raise ConfigError(
+                f"suite {self.source}: no corpus path for {kind!r} (needed by the planned units); "
+                f"add `corpora: {{{kind}: /path/to/it}}`"
+            )
+        return self.corpora[kind]
+
+    def results_dir(self, seed: int) -> Path:
+        """Result files of one seed: `<out>/results` (one seed) or `<out>/results/seed<N>`."""
+        base = self.out / "results"
+        return base if len(self.seeds) == 1 else base / f"seed{seed}"
+
+    def report_dir(self, what: str, seed: int) -> Path:
+        base = self.out / what
+        return base if len(self.seeds) == 1 else base / f"seed{seed}"
+
+
+# --------------------------------------------------------------------------- loading / validation
+
+
+def resolve_suite_path(ref: str | Path | None) -> Path:
+    """`None` -> the embedded quick suite; a bare name -> configs/suites/<name>.yaml; else a path."""
+    if ref is None:
+        return DEFAULT_SUITE
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    named = SUITE_DIR / f"{ref}.yaml"
+    if named.is_file():
+        return named
+    known = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+    near = difflib.get_close_matches(str(ref), known, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise ConfigError(f"suite {ref!r} is neither a file nor a suite in {SUITE_DIR}{hint}; known suites: {', '.join(known)}")
+
+
+def load_suite(ref: str | Path | None = None) -> Suite:
+    path = resolve_suite_path(ref)
+    return parse_suite(load_yaml(path), source=str(path))
+
+
+def _check_keys(data: dict[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(allowed)}")
+
+
+def _need(data: dict[str, Any], key: str, where: str) -> Any:
+    if key not in data or data[key] is None:
+        raise ConfigError(f"{where}: missing required key {key!r}")
+    return data[key]
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {value!r}")
+    return value
+
+
+def _choice(value: Any, choices: Sequence[str], where: str) -> str:
+    if value not in choices:
+        near = difflib.get_close_matches(str(value), list(choices), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"{where}: unknown value {value!r}{hint}; choose from: {', '.join(choices)}")
+    return value
+
+
+def load_zoo(ref: Any, where: str) -> list[ZooEntry]:
+    """A zoo is a name (configs/zoo/<name>.yaml), a path to a zoo YAML, or an inline list."""
+    if isinstance(ref, str):
+        path = Path(ref) if ref.endswith((".yaml", ".yml")) else ZOO_DIR / f"{ref}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
+            near = difflib.get_close_matches(ref, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"{where}: zoo {ref!r} not found at {path}{hint}; known zoos: {', '.join(known)}")
+        data = load_yaml(path)
+        _check_keys(data, ("name", "description", "upstreams"), f"zoo file {path}")
+        return _parse_zoo_list(_need(data, "upstreams", f"zoo file {path}"), f"zoo file {path}")
+    return _parse_zoo_list(ref, where)
+
+
+def _parse_zoo_list(items: Any, where: str) -> list[ZooEntry]:
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{where}: the zoo must be a non-empty list of {{name, spec}} entries")
+    out: list[ZooEntry] = []
+    for i, item in enumerate(items):
+        w = f"{where}: upstream #{i + 1}"
+        if isinstance(item, str):
+            item = {"name": item, "spec": item}
+        if not isinstance(item, dict):
+            raise ConfigError(f"{w} must be a mapping with `name` and `spec`, got {item!r}")
+        _check_keys(item, _ZOO_KEYS, w)
+        spec = str(_need(item, "spec", w))
+        name = str(item.get("name") or spec)
+        opts = _mapping(item.get("options"), f"{w} ({name}) options")
+        _check_keys(opts, _ZOO_OPTION_KEYS, f"{w} ({name}) options")
+        layers = opts.get("layers")
+        if layers is not None:
+            from bench.probe import normalize_layers
+
+            try:
+                normalize_layers(layers)
+            except ConfigError as e:
+                raise ConfigError(f"{w} ({name}) options.layers: {e}") from e
+        out.append(ZooEntry(
+            name=name,
+            spec=spec,
+            layers=layers,
+            overrides=_mapping(opts.get("overrides"), f"{w} ({name}) options.overrides"),
+            cca_overrides=_mapping(opts.get("cca_overrides"), f"{w} ({name}) options.cca_overrides"),
+        ))
+    for attr in ("name", "spec"):
+        seen: set[str] = set()
+        for e in out:
+            value = getattr(e, attr)
+            if value in seen:
+                raise ConfigError(f"{where}: upstream {attr} {value!r} appears twice in the zoo")
+            seen.add(value)
+    return out
+
+
+def _parse_tasks(items: Any, where: str) -> list[TaskEntry]:
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ConfigError(f"{where}: `tasks` must be a list of {{task, preset, overrides}} entries")
+    out: list[TaskEntry] = []
+    for i, item in enumerate(items):
+        w = f"{where}: tasks #{i + 1}"
+        if isinstance(item, str):
+            item = {"task": item}
+        if not isinstance(item, dict):
+            raise ConfigError(f"{w} must be a mapping with `task` and `preset`, got {item!r}")
+        _check_keys(item, _TASK_KEYS, w)
+        task = _choice(_need(item, "task", w), task_names(), f"{w} task")
+        out.append(TaskEntry(task=task, preset=str(item.get("preset") or "quick"),
+                             overrides=_mapping(item.get("overrides"), f"{w} ({task}) overrides")))
+    names = [t.task for t in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"{where}: task {dup[0]!r} is listed twice")
+    return out
+
+
+def _parse_cca(item: Any, where: str) -> CCAEntry | None:
+    if item is None:
+        return None
+    w = f"{where}: cca"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{w} must be a mapping with `properties` and `preset`, got {item!r}")
+    _check_keys(item, _CCA_KEYS, w)
+    props = _need(item, "properties", w)
+    if isinstance(props, str):
+        props = [p.strip() for p in props.split(",") if p.strip()]
+    if not isinstance(props, list) or not props:
+        raise ConfigError(f"{w}.properties must be a non-empty list, got {props!r}")
+    from bench.layerwise_cca import expand_properties
+
+    try:
+        props = expand_properties([str(p) for p in props])
+    except ConfigError as e:
+        bad = next((p for p in props if _unknown_property(str(p))), None)
+        near = difflib.get_close_matches(str(bad), CCA_PROPERTIES, n=1) if bad is not None else []
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"{w}.properties: {e}{hint}") from e
+    return CCAEntry(properties=list(props), preset=str(item.get("preset") or "default"),
+                    overrides=_mapping(item.get("overrides"), f"{w}.overrides"))
+
+
+def _unknown_property(prop: str) -> bool:
+    from bench.layerwise_cca import expand_properties
+
+    try:
+        expand_properties([prop])
+    except ConfigError:
+        return True
+    return False
+
+
+def _parse_corpora(item: Any, where: str) -> tuple[dict[str, Path], SynthSpec | None]:
+    w = f"{where}: corpora"
+    data = _mapping(_need({"corpora": item}, "corpora", where), w)
+    _check_keys(data, (*CORPUS_KINDS, "synthetic"), w)
+    if "synthetic" in data:
+        if len(data) > 1:
+            raise ConfigError(f"{w}: `synthetic` holds all four corpora; do not list other corpora beside it")
+        syn = _mapping(data["synthetic"], f"{w}.synthetic")
+        _check_keys(syn, _SYNTH_KEYS, f"{w}.synthetic")
+        size = _choice(syn.get("size", "small"), ("tiny", "small"), f"{w}.synthetic.size")
+        seed = syn.get("seed", 0)
+        if not isinstance(seed, int):
+            raise ConfigError(f"{w}.synthetic.seed must be an integer, got {seed!r}")
+        return {}, SynthSpec(dir=Path(str(syn.get("dir") or f"data/synth-{size}")), size=size, seed=seed)
+    corpora = {}
+    for kind, path in data.items():
+        if not isinstance(path, str) or not path:
+            raise ConfigError(f"{w}.{kind} must be a folder path, got {path!r}")
+        corpora[kind] = Path(path)
+    return corpora, None
+
+
+def _parse_seeds(data: dict[str, Any], where: str) -> list[int]:
+    if "seed" in data and "seeds" in data:
+        raise ConfigError(f"{where}: give either `seed` or `seeds`, not both")
+    seeds = data.get("seeds", data.get("seed", 0))
+    if isinstance(seeds, int):
+        seeds = [seeds]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"{where}: `seeds` must be an integer or a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: `seeds` lists a seed twice: {seeds}")
+    return seeds
+
+
+def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
+    """Validate a suite mapping; every error names `source` and the offending key or value."""
+    where = f"suite {source}"
+    _check_keys(data, _SUITE_KEYS, where)
+    zoo = load_zoo(_need(data, "zoo", where), f"{where}: zoo")
+    tasks = _parse_tasks(data.get("tasks"), where)
+    cca = _parse_cca(data.get("cca"), where)
+    if not tasks and cca is None:
+        raise ConfigError(f"{where}: nothing to run — give `tasks`, `cca`, or both")
+    corpora, synthetic = _parse_corpora(data.get("corpora"), where)
+    cmp = _mapping(data.get("compare"), f"{where}: compare")
+    _check_keys(cmp, _COMPARE_KEYS, f"{where}: compare")
+    top_ks = cmp.get("top_ks", [1, 3, 6])
+    if not isinstance(top_ks, list) or not all(isinstance(k, int) and k > 0 for k in top_ks):
+        raise ConfigError(f"{where}: compare.top_ks must be a list of positive integers, got {top_ks!r}")
+    device = data.get("device", "auto")
+    if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
+        raise ConfigError(f"{where}: device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    board = data.get("leaderboard", True)
+    if not isinstance(board, bool):
+        raise ConfigError(f"{where}: leaderboard must be true or false, got {board!r}")
+    suite = Suite(
+        name=str(data.get("name") or Path(source).stem),
+        source=source,
+        zoo=zoo,
+        tasks=tasks,
+        cca=cca,
+        corpora=corpora,
+        synthetic=synthetic,
+        out=Path(str(data.get("out") or f"runs/{slug(str(data.get('name') or Path(source).stem))}")),
+        seeds=_parse_seeds(data, where),
+        device=device,
+        top_ks=tuple(top_ks),
+        mapping=_mapping(cmp.get("mapping"), f"{where}: compare.mapping") or None,
+        leaderboard=board,
+    )
+    kinds = {task_corpus(t.task) for t in tasks} | ({CCA_CORPUS} if cca else set())
+    for kind in sorted(kinds):
+        suite.corpus_for(kind)  # a missing corpus path is a config error now, before any compute
+    return suite
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Unit:
+    """One planned unit: what runs, where its result goes, and whether it is already done."""
+
+    kind: str  # "probe" or "cca"
+    upstream: ZooEntry
+    name: str  # task (probe) or property (cca)
+    seed: int
+    corpus: Path
+    out_dir: Path
+    path: Path
+    config_hash: str
+    config: dict[str, Any]
+    preset: str
+    overrides: dict[str, Any]
+    done: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.upstream.name} x {self.kind}:{self.name} (seed {self.seed})"
+
+    def failure_path(self, out: Path) -> Path:
+        seed_part = f"__seed{self.seed}"
+        return out / "failures" / f"{slug(self.upstream.spec)}__{self.kind}-{slug(self.name)}{seed_part}.json"
+
+
+def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Nested override dicts combined, `extra` winning (both are partial configs, not a base)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_overrides(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def plan(suite: Suite) -> list[Unit]:
+    """Every unit of the suite with its result path and config hash; loads no model and no audio."""
+    from bench import layerwise_cca, probe
+
+    units: list[Unit] = []
+    for seed in suite.seeds:
+        out_dir = suite.results_dir(seed)
+        for up in suite.zoo:
+            for t in suite.tasks:
+                overrides = merge_overrides(t.overrides, up.overrides)
+                corpus = suite.corpus_for(task_corpus(t.task))
+                try:
+                    path, config, chash = probe.plan_probe(
+                        up.spec, t.task, corpus, preset=t.preset, overrides=overrides or None,
+                        layers=up.layers, out_dir=out_dir, seed=seed)
+                except ConfigError as e:
+                    raise ConfigError(f"suite {suite.source}: {up.name} x {t.task}: {e}") from e
+                units.append(Unit("probe", up, t.task, seed, corpus, out_dir, Path(path), chash, config,
+                                  t.preset, overrides, is_done(path, chash)))
+            if suite.cca is not None:
+                overrides = merge_overrides(suite.cca.overrides, up.cca_overrides)
+                corpus = suite.corpus_for(CCA_CORPUS)
+                try:
+                    planned = layerwise_cca.plan_cca(
+                        up.spec, corpus, list(suite.cca.properties), preset=suite.cca.preset,
+                        overrides=overrides or None, out_dir=out_dir, seed=seed)
+                except ConfigError as e:
+                    raise ConfigError(f"suite {suite.source}: {up.name} x cca: {e}") from e
+                for prop, path, config, chash in planned:
+                    units.append(Unit("cca", up, prop, seed, corpus, out_dir, Path(path), chash, config,
+                                      suite.cca.preset, overrides, is_done(path, chash)))
+    return units
+
+
+def format_plan(suite: Suite, units: Sequence[Unit]) -> str:
+    """A table of the planned units, one line each: done (skipped), todo, or retry (failed before)."""
+    done = sum(u.done for u in units)
+    lines = [
+        f"suite {suite.name} ({suite.source}): {len(suite.zoo)} upstreams x "
+        f"{len(suite.tasks)} tasks + {len(suite.cca.properties) if suite.cca else 0} CCA properties"
+        f" x {len(suite.seeds)} seed(s) = {len(units)} units, {done} already done (skipped)",
+        f"corpus: {suite.synthetic.dir if suite.synthetic else ', '.join(f'{k}={v}' for k, v in suite.corpora.items())}",
+        f"output: {suite.out}",
+    ]
+    w_up = max([len(u.upstream.name) for u in units] + [8])
+    w_name = max([len(f"{u.kind}:{u.name}") for u in units] + [4])
+    lines.append(f"  {'upstream':<{w_up}}  {'unit':<{w_name}}  seed  preset    status")
+    for u in units:
+        status = "done (skip)" if u.done else "retry (failed before)" if u.failure_path(suite.out).is_file() else "todo"
+        lines.append(f"  {u.upstream.name:<{w_up}}  {u.kind + ':' + u.name:<{w_name}}  {u.seed:>4}  {u.preset:<8}  {status}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- execution
+
+
+@dataclass
+class UnitReport:
+    """How one unit ended in this run."""
+
+    unit: Unit
+    status: str  # "done" (computed now), "skipped" (already done), "failed"
+    seconds: float = 0.0
+    error: str = ""
+    failure_path: Path | None = None
+
+
+@dataclass
+class RunSummary:
+    suite: Suite
+    reports: list[UnitReport]
+    outputs: dict[str, Any] = field(default_factory=dict)  # what the comparator/leaderboard wrote
+
+    @property
+    def failures(self) -> list[UnitReport]:
+        return [r for r in self.reports if r.status == "failed"]
+
+    def counts(self) -> dict[str, int]:
+        out = {"done": 0, "skipped": 0, "failed": 0}
+        for r in self.reports:
+            out[r.status] += 1
+        return out
+
+
+def ensure_corpora(suite: Suite, progress: bool = True, echo: Callable[[str], None] = print) -> None:
+    """Write the synthetic corpus when the suite uses one and it is missing or incomplete."""
+    if suite.synthetic is None:
+        return
+    from bench.synth import ensure_corpus
+
+    if progress:
+        echo(f"synthetic corpus ({suite.synthetic.size}, seed {suite.synthetic.seed}): {suite.synthetic.dir}")
+    ensure_corpus(suite.synthetic.dir, size=suite.synthetic.size, seed=suite.synthetic.seed, progress=progress)
+
+
+def _record_failure(suite: Suite, unit: Unit, exc: BaseException) -> Path:
+    record = {
+        "kind": "failure",
+        "unit_kind": unit.kind,
+        "upstream": unit.upstream.spec,
+        "label": unit.upstream.name,
+        ("task" if unit.kind == "probe" else "property"): unit.name,
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "result_path": str(unit.path),
+        "config": unit.config,
+        "config_hash": unit.config_hash,
+        "seed": unit.seed,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return write_result(unit.failure_path(suite.out), record)
+
+
+def _clear_failure(suite: Suite, unit: Unit) -> None:
+    """A unit that finished now has no failure left: drop the record of an earlier failed attempt."""
+    unit.failure_path(suite.out).unlink(missing_ok=True)
+
+
+def _run_probe_unit(suite: Suite, unit: Unit, force: bool, progress: bool) -> list[UnitOutcome]:
+    from bench import probe
+
+    return [probe.run_probe(
+        unit.upstream.spec, unit.name, unit.corpus, preset=unit.preset,
+        overrides=unit.overrides or None, layers=unit.upstream.layers, out_dir=unit.out_dir,
+        seed=unit.seed, device=suite.device, force=force, label=unit.upstream.name, progress=progress)]
+
+
+def _run_cca_group(suite: Suite, units: list[Unit], force: bool, progress: bool) -> list[UnitOutcome]:
+    """All pending CCA properties of one upstream and seed share one upstream pass."""
+    from bench import layerwise_cca
+
+    first = units[0]
+    return layerwise_cca.run_cca(
+        first.upstream.spec, first.corpus, [u.name for u in units], preset=first.preset,
+        overrides=first.overrides or None, out_dir=first.out_dir, seed=first.seed,
+        device=suite.device, force=force, label=first.upstream.name, progress=progress)
+
+
+def _groups(units: Sequence[Unit]) -> list[list[Unit]]:
+    """Execution groups in plan order: each probe unit alone; CCA units per (upstream, seed)."""
+    groups: list[list[Unit]] = []
+    cca_at: dict[tuple[str, int], int] = {}
+    for u in units:
+        if u.kind == "cca":
+            key = (u.upstream.spec, u.seed)
+            if key in cca_at:
+                groups[cca_at[key]].append(u)
+                continue
+            cca_at[key] = len(groups)
+        groups.append([u])
+    return groups
+
+
+def execute(
+    suite: Suite,
+    units: Sequence[Unit],
+    *,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[UnitReport]:
+    """Run the pending units; a unit that raises gets a failure record and the run goes on.
+
+    KeyboardInterrupt is not a unit failure: it stops the run (finished units stay on disk).
+    """
+    reports: list[UnitReport] = []
+    pending = [u for u in units if force or not u.done]
+    for u in units:
+        if not force and u.done:
+            reports.append(UnitReport(u, "skipped"))
+            _clear_failure(suite, u)
+    bar = tqdm(total=len(pending), desc=f"suite {suite.name}", unit="unit", disable=not progress)
+    try:
+        for group in _groups(pending):
+            bar.set_postfix_str(f"{group[0].upstream.name} {group[0].kind}:{','.join(u.name for u in group)}")
+            t0 = time.perf_counter()
+            try:
+                if group[0].kind == "probe":
+                    outcomes = _run_probe_unit(suite, group[0], force, progress)
+                else:
+                    outcomes = _run_cca_group(suite, group, force, progress)
+                if len(outcomes) != len(group):
+                    raise RuntimeError(f"expected {len(group)} results, got {len(outcomes)}")
+            except Exception as exc:  # a failed unit is recorded and the suite goes on
+                seconds = time.perf_counter() - t0
+                for u in group:
+                    fpath = _record_failure(suite, u, exc)
+                    reports.append(UnitReport(u, "failed", seconds / len(group), f"{type(exc).__name__}: {exc}", fpath))
+                    echo(f"FAILED {u.key}: {type(exc).__name__}: {exc} (record: {fpath})")
+                bar.update(len(group))
+                continue
+            seconds = time.perf_counter() - t0
+            for u, outcome in zip(group, outcomes):
+                _clear_failure(suite, u)
+                reports.append(UnitReport(u, "skipped" if outcome.skipped else "done", seconds / len(group)))
+            bar.update(len(group))
+    finally:
+        bar.close()
+    order = {id(u): i for i, u in enumerate(units)}
+    return sorted(reports, key=lambda r: order[id(r.unit)])
+
+
+def summarise(suite: Suite, reports: Sequence[UnitReport], progress: bool = True) -> dict[str, Any]:
+    """Comparator over every result of each seed, then the leaderboard; returns the paths written.
+
+    The failure records of this run's failed units go to the comparator too, so its report
+    lists them (records of units no longer in the suite are left out).
+    """
+    from bench import compare as cmp
+    from bench.results import load_results
+
+    mapping = None
+    if suite.mapping:
+        mapping = cmp.load_compare_config(overrides={"mapping": suite.mapping}).mapping
+    failed = {str(r.failure_path) for r in reports if r.status == "failed"}
+    failures = [f for f in read_failures(suite.out) if f["_path"] in failed]
+    outputs: dict[str, Any] = {}
+    for seed in suite.seeds:
+        rdir = suite.results_dir(seed)
+        if not rdir.exists():
+            continue
+        results = [r for r in load_results(rdir) if r.get("kind") in ("probe", "cca")]
+        if not results:
+            continue
+        results += [f for f in failures if f.get("seed") == seed]
+        comparison = cmp.compare(results, mapping=mapping, top_ks=suite.top_ks)
+        outputs[f"comparison_seed{seed}"] = cmp.write_comparison(comparison, suite.report_dir("comparison", seed))
+        if suite.leaderboard:
+            from leaderboard import build_leaderboard
+
+            ldir = suite.report_dir("leaderboard", seed)
+            title = f"LayerBench leaderboard: {suite.name}" + (f" (seed {seed})" if len(suite.seeds) > 1 else "")
+            outputs[f"leaderboard_seed{seed}"] = build_leaderboard(rdir, ldir, comparison=comparison, title=title)
+    return outputs
+
+
+def write_summary(suite: Suite, reports: Sequence[UnitReport], outputs: dict[str, Any]) -> Path:
+    """`<out>/run.json`: what this invocation did per unit (timings, failures) and what it wrote."""
+    payload = {
+        "kind": "run",
+        "suite": suite.name,
+        "source": suite.source,
+        "seeds": suite.seeds,
+        "units": [
+            {
+                "upstream": r.unit.upstream.spec, "label": r.unit.upstream.name, "unit_kind": r.unit.kind,
+                "name": r.unit.name, "seed": r.unit.seed, "status": r.status, "seconds": round(r.seconds, 3),
+                "result_path": str(r.unit.path), "config_hash": r.unit.config_hash,
+                **({"error": r.error, "failure_record": str(r.failure_path)} if r.status == "failed" else {}),
+            }
+            for r in reports
+        ],
+        "outputs": _jsonable_paths(outputs),
+    }
+    return write_json_atomic(suite.out / "run.json", payload)
+
+
+def _jsonable_paths(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable_paths(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable_paths(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def format_failures(reports: Sequence[UnitReport]) -> str:
+    failed = [r for r in reports if r.status == "failed"]
+    lines = [f"{len(failed)} unit(s) failed:"]
+    for r in failed:
+        lines.append(f"  {r.unit.key}: {r.error}")
+        lines.append(f"    record: {r.failure_path}")
+    return "\n".join(lines)
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> RunSummary:
+    """Plan, run what is pending, then compare and build the leaderboard (the whole main job)."""
+    ensure_corpora(suite, progress=progress, echo=echo)
+    units = plan(suite)
+    echo(format_plan(suite, units))
+    reports = execute(suite, units, force=force, progress=progress, echo=echo)
+    outputs = summarise(suite, reports, progress=progress)
+    write_summary(suite, reports, outputs)
+    return RunSummary(suite, reports, outputs)
+
+
+def read_failures(out: str | Path) -> list[dict[str, Any]]:
+    """The failure records left under `<out>/failures/` (for scripts and tests)."""
+    folder = Path(out) / "failures"
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in sorted(folder.glob("*.json")):
+        record = read_result(p)
+        record["_path"] = str(p)
+        out.append(record)
+    return out
+
