@@ -1,0 +1,748 @@
+"""The probe bank: every single-layer head and the weighted-sum head of one (upstream, task).
+
+Each batch costs one upstream forward (frame-level tasks) or one gather from the pooled
+cache (utterance-level tasks); every head then takes its own step on it. Heads never share
+parameters or optimiser state: single-layer heads of equal width are *stacked* (slice g of
+every tensor is head g's) so one bmm serves them all, and `StackedAdam` is Adam applied
+element-wise with per-head gradient clipping, per-head step counts and a per-head stop
+switch — mathematically G separate `torch.optim.Adam` + `clip_grad_norm_` runs. The
+weighted-sum head joins the stack as one more slice when its width and rate match (its
+layer weights are that slice's extra parameters); heads that cannot be stacked (LSTMs) get a
+plain `torch.optim.Adam` each.
+
+Every head keeps its best-dev checkpoint (dev evaluated every `eval_every` steps and at the
+end) and is tested with it. A head whose loss or gradient norm turns NaN/inf stops, is
+flagged "diverged", and the rest go on.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
+from bench.data.manifest import Corpus, Utterance
+from bench.extract import forward, length_buckets, load_batch, pick_device
+from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, write_result
+from bench.types import LayerSpec, Upstream, UpstreamOutput
+
+WS = "weighted_sum"
+PRESETS = ("quick", "superb")
+
+
+# ---------------------------------------------------------------- optimisers
+
+
+class StackedAdam:
+    """Adam over stacked heads (leading dim G of every tensor), each head its own run.
+
+    Matches torch.optim.Adam (defaults, no weight decay) plus clip_grad_norm_(max_norm)
+    applied to each head separately; a head not in `active` is left untouched, state too.
+    """
+
+    def __init__(self, params: Sequence[nn.Parameter], groups: int, lr: float, clip: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 extra: Sequence[nn.Parameter] = (), extra_head: int = -1):
+        self.params = list(params)
+        self.groups, self.lr, self.clip, self.betas, self.eps = groups, lr, clip, betas, eps
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = torch.zeros(groups, dtype=torch.float64)
+        # Unstacked parameters owned by one head (the weighted sum's layer weights).
+        self.extra = list(extra)
+        self.extra_head = extra_head % groups if self.extra else -1
+        self.em = [torch.zeros_like(p) for p in self.extra]
+        self.ev = [torch.zeros_like(p) for p in self.extra]
+
+    def zero_grad(self) -> None:
+        for p in self.params + self.extra:
+            p.grad = None
+
+    def grad_norms(self) -> torch.Tensor:
+        total = None
+        for p in self.params:
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            sq = g.detach().float().pow(2).reshape(self.groups, -1).sum(1)
+            total = sq if total is None else total + sq
+        for p in self.extra:
+            if p.grad is not None:
+                total[self.extra_head] += p.grad.detach().float().pow(2).sum()
+        return total.sqrt()
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor) -> torch.Tensor:
+        """Clip and step every active head with a finite gradient; returns the pre-clip norms [G]."""
+        norms = self.grad_norms()
+        go = active.to(norms.device) & torch.isfinite(norms)
+        if not bool(go.any()):
+            return norms.cpu()
+        coef = (self.clip / (norms + 1e-6)).clamp(max=1.0)
+        self.t += go.cpu().to(torch.float64)
+        b1, b2 = self.betas
+        bc1 = (1 - b1 ** self.t).to(norms.device, torch.float32)
+        bc2 = (1 - b2 ** self.t).to(norms.device, torch.float32)
+        every = bool(go.all())
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            shape = (self.groups,) + (1,) * (p.dim() - 1)
+            if every:  # common case: no masking needed, in-place updates
+                g = p.grad * coef.view(shape).to(p.dtype)
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v / bc2.view(shape)).sqrt_().add_(self.eps)
+                p.addcdiv_(m / bc1.view(shape), denom, value=-self.lr)
+                continue
+            sel = go.view(shape)
+            g = torch.where(sel, p.grad * coef.view(shape).to(p.dtype), torch.zeros_like(p))
+            m_new = torch.where(sel, m * b1 + g * (1 - b1), m)
+            v_new = torch.where(sel, v * b2 + g * g * (1 - b2), v)
+            m.copy_(m_new)
+            v.copy_(v_new)
+            c1 = bc1.clamp(min=1e-12).view(shape)
+            c2 = bc2.clamp(min=1e-12).view(shape)
+            upd = (m / c1) / ((v / c2).sqrt() + self.eps) * self.lr
+            p.sub_(torch.where(sel, upd, torch.zeros_like(upd)))
+        h = self.extra_head
+        if self.extra and bool(go[h]):
+            for p, m, v in zip(self.extra, self.em, self.ev):
+                if p.grad is None:
+                    continue
+                g = p.grad * coef[h].to(p.dtype)
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                p.addcdiv_(m / bc1[h], (v / bc2[h]).sqrt_().add_(self.eps), value=-self.lr)
+        return norms.cpu()
+
+    def snapshot(self, g: int) -> list[torch.Tensor]:
+        own = [p.detach()[g].clone() for p in self.params]
+        return own + ([p.detach().clone() for p in self.extra] if g == self.extra_head else [])
+
+    @torch.no_grad()
+    def restore(self, g: int, state: list[torch.Tensor]) -> None:
+        for p, s in zip(self.params, state):
+            p[g].copy_(s)
+        if g == self.extra_head:
+            for p, s in zip(self.extra, state[len(self.params):]):
+                p.copy_(s)
+
+
+class ModuleAdam:
+    """One torch.optim.Adam and clip_grad_norm_ per head module (heads that cannot be stacked)."""
+
+    def __init__(self, modules: Sequence[nn.Module], lr: float, clip: float):
+        self.modules = list(modules)
+        self.clip = clip
+        self.opts = [torch.optim.Adam(m.parameters(), lr=lr) for m in self.modules]
+
+    def zero_grad(self) -> None:
+        for o in self.opts:
+            o.zero_grad(set_to_none=True)
+
+    def step(self, active: torch.Tensor) -> torch.Tensor:
+        norms = torch.zeros(len(self.modules))
+        for g, (m, o) in enumerate(zip(self.modules, self.opts)):
+            if not bool(active[g]):
+                continue
+            params = [p for p in m.parameters() if p.grad is not None]
+            if not params:
+                continue
+            n = torch.nn.utils.clip_grad_norm_(params, self.clip)
+            norms[g] = float(n)
+            if torch.isfinite(n):
+                o.step()
+        return norms
+
+    def snapshot(self, g: int) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.modules[g].state_dict().items()}
+
+    def restore(self, g: int, state: dict[str, torch.Tensor]) -> None:
+        self.modules[g].load_state_dict(state)
+
+
+# ---------------------------------------------------------------- heads and their bookkeeping
+
+
+@dataclass
+class Features:
+    """One batch of every layer: pooled [B, D] (with `ln` the layer-normed means) or frames [B, T, D]."""
+
+    layers: list[torch.Tensor]
+    lengths: list[torch.Tensor] | None = None
+    ln: list[torch.Tensor] | None = None
+
+    def normed(self, l: int) -> torch.Tensor:
+        if self.ln is not None:
+            return self.ln[l]
+        h = self.layers[l]
+        return F.layer_norm(h, h.shape[-1:])
+
+
+@dataclass
+class HeadGroup:
+    """Heads trained together: single-layer heads of one width/rate, then (optionally) the weighted sum.
+
+    The weighted-sum head, when present, is the last slice; its input is `featurizer` over
+    the `ws_ids` layers.
+    """
+
+    names: list[str]  # result keys: layer names, and WS last
+    layer_ids: list[int]  # positions in upstream.layers of the single-layer heads
+    module: nn.Module
+    opt: StackedAdam | ModuleAdam
+    ws_ids: list[int] | None = None  # positions of the layers the weighted sum mixes
+    featurizer: nn.Module | None = None
+    layer_norm: bool = False
+    active: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    diverged: list[int] = field(default_factory=list)  # step at which each head stopped (-1: never)
+    best_dev: list[float | None] = field(default_factory=list)
+    best_step: list[int | None] = field(default_factory=list)
+    best_state: list[Any] = field(default_factory=list)
+    test: list[float | None] = field(default_factory=list)
+
+    def __post_init__(self):
+        g = len(self.names)
+        self.active = torch.ones(g, dtype=torch.bool)
+        self.diverged = [-1] * g
+        self.best_dev = [None] * g
+        self.best_step = [None] * g
+        self.best_state = [None] * g
+        self.test = [None] * g
+
+    @property
+    def size(self) -> int:
+        return len(self.active)
+
+    def gather(self, feats: Features, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        parts = []
+        if self.layer_ids:
+            parts.append(torch.stack([feats.layers[l] for l in self.layer_ids]).to(device, non_blocking=True))
+        if self.ws_ids is not None:
+            xs = [feats.normed(l) if self.layer_norm else feats.layers[l] for l in self.ws_ids]
+            parts.append(self.featurizer(torch.stack(xs).to(device, non_blocking=True))[None])
+        first = (self.layer_ids or self.ws_ids)[0]
+        lens = None if feats.lengths is None else feats.lengths[first].to(device)
+        return (torch.cat(parts) if len(parts) > 1 else parts[0]), lens
+
+    def train(self, mode: bool = True) -> None:
+        self.module.train(mode)
+        if self.featurizer is not None:
+            self.featurizer.train(mode)
+
+    def stop(self, heads: torch.Tensor, step: int) -> None:
+        for g in torch.nonzero(heads & self.active).flatten().tolist():
+            self.active[g] = False
+            self.diverged[g] = step
+
+
+def better(a: float, b: float | None, higher: bool) -> bool:
+    return b is None or (a > b if higher else a < b)
+
+
+# ---------------------------------------------------------------- config
+
+
+def preset_file(task: str) -> Path:
+    return CONFIG_DIR / "tasks" / f"{task}.yaml"
+
+
+def resolve_params(task: str, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
+    """The preset's values from configs/tasks/<task>.yaml with overrides merged (unknown keys are errors)."""
+    import tasks
+
+    tasks.get(task)
+    path = preset_file(task)
+    presets = load_yaml(path)
+    if preset not in presets:
+        raise ConfigError(f"unknown preset {preset!r} for task {task} in {path}; presets: {', '.join(presets)}")
+    params = merge(presets[preset], overrides or {}, where=f"{task} preset {preset!r}")
+    for key in ("steps", "batch_size", "accumulate", "eval_every"):
+        v = params.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{task} preset {preset!r}: {key} must be a positive integer, got {v!r}")
+    if not isinstance(params.get("lr"), (int, float)) or params["lr"] <= 0:
+        raise ConfigError(f"{task} preset {preset!r}: lr must be a positive number, got {params.get('lr')!r}")
+    return params
+
+
+def normalize_layers(layers: Any) -> str | list[int]:
+    """`None`/"all" -> "all"; "every:k"; "none" (weighted sum only); "0,3,5" or [0, 3, 5] -> list."""
+    if layers is None:
+        return "all"
+    if isinstance(layers, str):
+        text = layers.strip().lower()
+        if text in ("all", "none"):
+            return text
+        if text.startswith("every:"):
+            k = text.split(":", 1)[1]
+            if not k.isdigit() or int(k) < 1:
+                raise ConfigError(f"layers {layers!r}: every:K needs a positive integer K")
+            return f"every:{int(k)}"
+        try:
+            return sorted({int(x) for x in text.split(",") if x.strip()})
+        except ValueError:
+            raise ConfigError(f"layers {layers!r} must be all, none, every:K or a comma list of indices") from None
+    if isinstance(layers, (list, tuple)):
+        try:
+            return sorted({int(x) for x in layers})
+        except (TypeError, ValueError):
+            raise ConfigError(f"layers {layers!r} must be integers") from None
+    raise ConfigError(f"layers {layers!r} must be all, none, every:K or a list of indices")
+
+
+def select_layers(selection: str | list[int], specs: Sequence[LayerSpec]) -> list[int]:
+    """Positions in `specs` of the selected layers (by LayerSpec.index)."""
+    if selection == "all":
+        return list(range(len(specs)))
+    if selection == "none":
+        return []
+    if isinstance(selection, str):
+        k = int(selection.split(":")[1])
+        return list(range(0, len(specs), k))
+    by_index = {s.index: i for i, s in enumerate(specs)}
+    bad = [i for i in selection if i not in by_index]
+    if bad:
+        raise ValueError(f"layers {bad} do not exist; this upstream has layer indices "
+                         f"{[s.index for s in specs]}")
+    return [by_index[i] for i in selection]
+
+
+def weighted_sum_layers(specs: Sequence[LayerSpec]) -> list[int]:
+    """Layers that can be summed: the largest set with one (dim, stride), ties to the deepest.
+
+    CNN layers (other stride/width) are left out, as s3prl's featurizer only sums hidden states.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, s in enumerate(specs):
+        groups.setdefault((s.dim, s.stride), []).append(i)
+    return max(groups.values(), key=lambda ids: (len(ids), max(ids)))
+
+
+def plan_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *, preset: str = "quick",
+               overrides: dict | None = None, layers: Any = None, out_dir: str | os.PathLike = "runs",
+               seed: int = 0) -> tuple[Path, dict[str, Any], str]:
+    """Result path, resolved config and config hash of one unit; loads no model and no audio."""
+    spec = upstream if isinstance(upstream, str) else upstream.spec
+    root = corpus.root if isinstance(corpus, Corpus) else corpus
+    params = resolve_params(task, preset, overrides)
+    config = {
+        "upstream": spec,
+        "task": task,
+        "preset": preset,
+        "params": params,
+        "layers": normalize_layers(layers),
+        "corpus": str(Path(root).resolve()),
+        "seed": int(seed),
+    }
+    return result_path(out_dir, "probe", spec, task), config, config_hash(config)
+
+
+# ---------------------------------------------------------------- the bank
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int], params: dict[str, Any],
+                 seed: int, device: torch.device) -> list[HeadGroup]:
+    """Stacked single-layer heads per (dim, stride); the weighted-sum head joins its shape's stack."""
+    from tasks.base import WeightedSum
+
+    gen = torch.Generator().manual_seed(seed)
+    lr, clip = float(params["lr"]), float(params["clip"])
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i in selected:
+        by_shape.setdefault((specs[i].dim, specs[i].stride), []).append(i)
+    ws_cfg = params["weighted_sum"]
+    ws_ids = weighted_sum_layers(specs) if ws_cfg["enabled"] else None
+    ws_shape = (specs[ws_ids[0]].dim, specs[ws_ids[0]].stride) if ws_ids else None
+    if ws_shape is not None:
+        by_shape.setdefault(ws_shape, [])
+    groups: list[HeadGroup] = []
+    for shape, ids in by_shape.items():
+        with_ws = shape == ws_shape
+        size = len(ids) + with_ws
+        module = task.make_heads(size, shape[0], space, params, gen).to(device)
+        featurizer = WeightedSum(len(ws_ids)).to(device) if with_ws else None
+        extra = list(featurizer.parameters()) if with_ws else []
+        if getattr(module, "stacked", False):
+            opt = StackedAdam(list(module.parameters()), size, lr, clip, extra=extra, extra_head=size - 1)
+        else:
+            heads = list(module.heads)
+            if with_ws:  # the weighted sum's layer weights belong to the last head's optimiser
+                heads[-1] = nn.ModuleList([heads[-1], featurizer])
+            opt = ModuleAdam(heads, lr, clip)
+        names = [specs[i].name for i in ids] + ([WS] if with_ws else [])
+        groups.append(HeadGroup(names, ids, module, opt, ws_ids if with_ws else None, featurizer,
+                                bool(ws_cfg["layer_norm"])))
+    if not groups:
+        raise ConfigError("nothing to train: no layer selected and weighted_sum.enabled is false")
+    return groups
+
+
+class Bank:
+    """Trains, evaluates and tests a set of HeadGroups on batches of `Features`."""
+
+    def __init__(self, task, space, groups: list[HeadGroup], params: dict[str, Any], device: torch.device, seed: int):
+        self.task, self.space, self.groups, self.params, self.device = task, space, groups, params, device
+        self.aug_gen = torch.Generator().manual_seed(seed + 1)
+        self.specaug = params.get("specaug") or {}
+
+    @property
+    def any_active(self) -> bool:
+        return any(bool(g.active.any()) for g in self.groups)
+
+    def train_step(self, micro: Iterator[tuple[Features, Any]], step: int) -> None:
+        """One optimiser step of every head over `accumulate` micro-batches."""
+        from tasks.base import spec_augment
+
+        accum = int(self.params["accumulate"])
+        for grp in self.groups:
+            grp.train()
+            grp.opt.zero_grad()
+        for _ in range(accum):
+            feats, batch = next(micro)
+            batch = batch.to(self.device)
+            for grp in self.groups:
+                if not bool(grp.active.any()):
+                    continue
+                x, lens = grp.gather(feats, self.device)
+                if lens is not None:
+                    x = spec_augment(x, lens, self.specaug, self.aug_gen)
+                losses = self.task.losses(grp.module(x, lens), lens, batch, self.space)
+                bad = ~torch.isfinite(losses.detach()).cpu()
+                grp.stop(bad, step)
+                act = grp.active.to(losses.device)
+                if bool(act.any()):
+                    (torch.where(act, losses, torch.zeros_like(losses)).sum() / accum).backward()
+        for grp in self.groups:
+            if bool(grp.active.any()):
+                norms = grp.opt.step(grp.active)
+                grp.stop(~torch.isfinite(norms), step)
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterator[tuple[Features, Any]]) -> list[list[float | None]]:
+        """Every active head's metric on a split (None for stopped heads)."""
+        preds: list[list[list[Any]]] = [[[] for _ in range(g.size)] for g in self.groups]
+        refs: list[Any] = []
+        for grp in self.groups:
+            grp.train(False)
+        for feats, batch in batches:
+            refs.extend(self.task.references(batch, self.space))
+            for k, grp in enumerate(self.groups):
+                x, lens = grp.gather(feats, self.device)
+                out = self.task.predict(grp.module(x, lens), lens, self.space)
+                for g in range(grp.size):
+                    preds[k][g].extend(out[g])
+        return [[self.task.score(refs, preds[k][g]) if bool(grp.active[g]) else None for g in range(grp.size)]
+                for k, grp in enumerate(self.groups)]
+
+    def record_dev(self, scores: list[list[float | None]], step: int) -> None:
+        for grp, sc in zip(self.groups, scores):
+            for g, s in enumerate(sc):
+                if s is not None and better(s, grp.best_dev[g], self.task.higher_is_better):
+                    grp.best_dev[g], grp.best_step[g] = s, step
+                    grp.best_state[g] = grp.opt.snapshot(g)
+
+    def restore_best(self) -> None:
+        """Load every head's best-dev checkpoint; heads without one are left out of testing."""
+        for grp in self.groups:
+            for g in range(grp.size):
+                if grp.best_state[g] is not None:
+                    grp.opt.restore(g, grp.best_state[g])
+                    grp.active[g] = True
+                else:
+                    grp.active[g] = False
+
+    def record_test(self, scores: list[list[float | None]]) -> None:
+        for grp, sc in zip(self.groups, scores):
+            grp.test = list(sc)
+
+
+# ---------------------------------------------------------------- data feeding
+
+
+def _shuffled_batches(n: int, batch_size: int, seed: int, labels: list[str] | None) -> Iterator[list[int]]:
+    """Endless training batches: epochs of a seeded permutation, or a class-balanced draw."""
+    epoch = 0
+    if labels is not None:
+        from bench.data.sampler import BalancedSampler
+
+        sampler = BalancedSampler(labels, num_samples=len(labels), seed=seed)
+    while True:
+        order = (sampler.indices(epoch) if labels is not None
+                 else np.random.default_rng([seed, epoch]).permutation(n))
+        for s in range(0, len(order) - batch_size + 1, batch_size):  # batch_size <= n: never empty
+            yield [int(i) for i in order[s:s + batch_size]]
+        epoch += 1
+
+
+def _pooled_batches(pooled, targets, indices: Iterator[list[int]]) -> Iterator[tuple[Features, Any]]:
+    from tasks.base import Batch
+
+    for idx in indices:
+        ix = torch.tensor(idx, dtype=torch.long)
+        feats = Features([m[ix] for m in pooled.mean], None, [m[ix] for m in pooled.ln_mean])
+        yield feats, Batch(targets.y[ix])
+
+
+def _frames(out: UpstreamOutput) -> Features:
+    # Outputs of inference_mode cannot be saved for backward: clone them into normal tensors.
+    return Features([h.clone() for h in out.hidden], [n.clone() for n in out.lengths])
+
+
+class FrameFeeder:
+    """Length-bucketed batches of a split through the upstream (one forward per batch)."""
+
+    def __init__(self, upstream: Upstream, task, space, device: torch.device, params: dict[str, Any]):
+        self.upstream, self.task, self.space, self.device, self.params = upstream, task, space, device, params
+        self.forward_s = 0.0
+        self.kept: dict[int, list[tuple[Features, Any]]] = {}
+
+    def batch(self, utts: Sequence[Utterance]) -> tuple[Features, Any]:
+        t0 = time.perf_counter()
+        wavs, lens = load_batch(utts, pin=self.device.type == "cuda")
+        out = forward(self.upstream, wavs, lens, self.device, bf16=bool(self.params["extract"]["bf16"]))
+        feats = _frames(out)
+        self.forward_s += time.perf_counter() - t0
+        return feats, self.task.targets(utts, self.space)
+
+    def train(self, utts: Sequence[Utterance], seed: int) -> Iterator[tuple[Features, Any]]:
+        epoch = 0
+        durs = [u.duration for u in utts]
+        while True:
+            for idx in length_buckets(durs, float(self.params["max_batch_seconds"]), int(self.params["batch_size"]),
+                                      shuffle=True, seed=seed * 100003 + epoch):
+                yield self.batch([utts[i] for i in idx])
+            epoch += 1
+
+    def split(self, utts: Sequence[Utterance]) -> Iterator[tuple[Features, Any]]:
+        """Evaluation batches; with extract.keep_eval the first pass is kept in memory (small corpora)."""
+        ex = self.params["extract"]
+        if id(utts) in self.kept:
+            yield from self.kept[id(utts)]
+            return
+        kept = []
+        for idx in length_buckets([u.duration for u in utts], float(ex["max_seconds"]), int(ex["max_size"])):
+            item = self.batch([utts[i] for i in idx])
+            if ex.get("keep_eval"):
+                kept.append((Features([h.cpu() for h in item[0].layers], [n.cpu() for n in item[0].lengths]),
+                             item[1]))
+            yield item
+        if ex.get("keep_eval"):
+            self.kept[id(utts)] = kept
+
+
+# ---------------------------------------------------------------- one unit
+
+
+def _load_corpus(corpus: str | Path | Corpus, kind: str) -> Corpus:
+    if isinstance(corpus, Corpus):
+        if corpus.kind != kind:
+            raise ValueError(f"corpus {corpus.root} is {corpus.kind}, the task needs {kind}")
+        return corpus
+    from bench.data import open_corpus
+
+    return open_corpus(corpus, kind)
+
+
+def _upstream_info(up: Upstream) -> dict[str, Any]:
+    num = getattr(up, "num_params", None)
+    if num is None and isinstance(up, nn.Module):
+        num = sum(p.numel() for p in up.parameters())
+    return {"revision": getattr(up, "revision", None), "num_params": num,
+            "layers": [{"name": s.name, "index": s.index, "dim": s.dim, "stride": s.stride,
+                        "final_norm": s.final_norm} for s in up.layers]}
+
+
+def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *, preset: str = "quick",
+              overrides: dict | None = None, layers: Any = None, out_dir: str | os.PathLike = "runs", seed: int = 0,
+              device: str = "auto", force: bool = False, label: str | None = None,
+              progress: bool = True) -> UnitOutcome:
+    """Train and test the whole bank of one (upstream, task) and write its result file.
+
+    `upstream` is a spec (loaded through `upstreams.load`) or an already built Upstream;
+    `corpus` a folder (opened with `bench.data.open_corpus`) or a Corpus.
+    """
+    import tasks
+
+    path, config, chash = plan_probe(upstream, task, corpus, preset=preset, overrides=overrides, layers=layers,
+                                     out_dir=out_dir, seed=seed)
+    if not force and is_done(path, chash):
+        return UnitOutcome(path, True, read_result(path))
+    t_start = time.perf_counter()
+    t = tasks.get(task)
+    params = config["params"]
+    dev = pick_device(device)
+    seed_everything(seed)
+    data = _load_corpus(corpus, t.corpus_kind)
+    train_u, dev_u, test_u = (data.split(s) for s in (t.splits.train, t.splits.dev, t.splits.test))
+    if isinstance(upstream, str):
+        import upstreams
+
+        up = upstreams.load(upstream)
+    else:
+        up = upstream
+    up = up.to(dev)
+    if isinstance(up, nn.Module):
+        up.eval()
+    specs = list(up.layers)
+    selected = select_layers(config["layers"], specs)
+    space = t.fit(train_u)
+    groups = build_groups(t, space, specs, selected, params, seed, dev)
+    bank = Bank(t, space, groups, params, dev, seed)
+    extract_s = train_s = eval_s = 0.0
+    steps, every = int(params["steps"]), int(params["eval_every"])
+    what = f"{label or config['upstream']} {task}"
+
+    if t.level == "utterance":
+        from bench import pooled as pooled_mod
+
+        cache_dir = params.get("cache_dir") or Path(out_dir) / "cache" / "pooled"
+        ex = params["extract"]
+        t0 = time.perf_counter()
+        feats = {}
+        for name, utts in (("train", train_u), ("dev", dev_u), ("test", test_u)):
+            split = getattr(t.splits, name)
+            feats[name], _ = pooled_mod.load_or_extract(
+                up, utts, split=split, corpus_root=config["corpus"], cache_dir=cache_dir, device=dev,
+                max_seconds=float(ex["max_seconds"]), max_size=int(ex["max_size"]), bf16=bool(ex["bf16"]),
+                progress=progress)
+        extract_s = time.perf_counter() - t0
+        tg = {name: t.targets(u, space) for name, u in (("train", train_u), ("dev", dev_u), ("test", test_u))}
+        bs = int(params["batch_size"])
+        train_iter = _pooled_batches(feats["train"], tg["train"],
+                                     _shuffled_batches(len(train_u), min(bs, len(train_u)), seed, t.train_labels(train_u)))
+
+        def split_iter(name):
+            n = len(feats[name].ids)
+            return _pooled_batches(feats[name], tg[name], iter([list(range(s, min(n, s + 512))) for s in range(0, n, 512)]))
+    else:
+        feeder = FrameFeeder(up, t, space, dev, params)
+        train_iter = feeder.train(train_u, seed)
+
+        def split_iter(name):
+            return feeder.split({"dev": dev_u, "test": test_u}[name])
+
+    # Upstream time inside training/evaluation (frame-level tasks) is reported as extract_s.
+    fwd = (lambda: feeder.forward_s) if t.level == "frame" else (lambda: 0.0)
+    bar = tqdm(total=steps, desc=f"probe {what}", unit="step", disable=not progress, leave=False)
+    for step in range(1, steps + 1):
+        t0, f0 = time.perf_counter(), fwd()
+        bank.train_step(train_iter, step)
+        train_s += time.perf_counter() - t0 - (fwd() - f0)
+        bar.update(1)
+        if step % every == 0 or step == steps or not bank.any_active:
+            t0, f0 = time.perf_counter(), fwd()
+            bank.record_dev(bank.evaluate(split_iter("dev")), step)
+            eval_s += time.perf_counter() - t0 - (fwd() - f0)
+            bar.set_postfix_str(_postfix(bank))
+        if not bank.any_active:
+            break
+    bar.close()
+    t0, f0 = time.perf_counter(), fwd()
+    bank.restore_best()
+    bank.record_test(bank.evaluate(split_iter("test")))
+    eval_s += time.perf_counter() - t0 - (fwd() - f0)
+    extract_s += fwd()
+
+    result = _result(config, chash, t, bank, specs, up, data, label, dev,
+                     {"extract_s": extract_s, "train_s": train_s, "eval_s": eval_s,
+                      "total_s": time.perf_counter() - t_start})
+    write_result(path, result)
+    return UnitOutcome(path, False, result)
+
+
+def _postfix(bank: Bank) -> str:
+    best = [s for g in bank.groups for n, s in zip(g.names, g.best_dev) if n != WS and s is not None]
+    ws = [s for g in bank.groups for n, s in zip(g.names, g.best_dev) if n == WS]
+    parts = []
+    if best:
+        parts.append(f"best layer {(max if bank.task.higher_is_better else min)(best):.1f}")
+    if ws and ws[0] is not None:
+        parts.append(f"ws {ws[0]:.1f}")
+    return ", ".join(parts)
+
+
+def _flags(grp: HeadGroup, g: int) -> list[str]:
+    flags = []
+    if grp.diverged[g] >= 0:
+        flags.append("diverged")
+    if grp.best_dev[g] is None:
+        flags.append("untrained")
+    return flags
+
+
+def _result(config, chash, task, bank: Bank, specs, up, data: Corpus, label, device, timings) -> dict[str, Any]:
+    per_layer, ws, best_steps, stopped = [], None, {}, {}
+    for grp in bank.groups:
+        for g, name in enumerate(grp.names):
+            best_steps[name] = grp.best_step[g]
+            if grp.diverged[g] >= 0:
+                stopped[name] = grp.diverged[g]
+            if name == WS:
+                ws = {"dev": grp.best_dev[g], "test": grp.test[g],
+                      "weights": grp.featurizer.normalized().detach().cpu().tolist(),
+                      "layers": [specs[i].index for i in grp.ws_ids],
+                      "layer_names": [specs[i].name for i in grp.ws_ids],
+                      "layer_norm": grp.layer_norm, "flags": _flags(grp, g)}
+            else:
+                i = grp.layer_ids[g]
+                per_layer.append({"layer": specs[i].index, "name": specs[i].name, "dev": grp.best_dev[g],
+                                  "test": grp.test[g], "flags": _flags(grp, g)})
+    per_layer.sort(key=lambda r: r["layer"])
+    return {
+        "kind": "probe",
+        "upstream": config["upstream"],
+        "label": label,
+        "task": task.name,
+        "metric": task.metric,
+        "higher_is_better": task.higher_is_better,
+        "per_layer": per_layer,
+        "weighted_sum": ws,
+        "corpus": {"path": config["corpus"], "kind": data.kind,
+                   "splits": {s: len(data.split(s)) for s in task.splits.as_dict().values()}},
+        "upstream_info": _upstream_info(up),
+        "config": config,
+        "config_hash": chash,
+        "seed": config["seed"],
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "device": str(device),
+        "best_steps": best_steps,
+        "diverged_at": stopped,
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Per-layer dev/test with the best dev layer marked and the weighted sum beside it."""
+    rows = [r for r in result["per_layer"]]
+    hib = result["higher_is_better"]
+    scored = [r for r in rows if r["dev"] is not None]
+    best = (max if hib else min)(scored, key=lambda r: r["dev"]) if scored else None
+    metric = result["metric"].upper() if result["metric"] != "accuracy" else "ACC"
+    fmt = lambda v: "   -  " if v is None else f"{v:6.2f}"
+    lines = [f"{result['upstream']} x {result['task']} ({metric} %, {'higher' if hib else 'lower'} is better)",
+             f"{'layer':>6} {'name':<12} {'dev':>6} {'test':>6}  flags"]
+    for r in rows:
+        mark = " <- best" if best is r else ""
+        lines.append(f"{r['layer']:>6} {r['name'][:12]:<12} {fmt(r['dev'])} {fmt(r['test'])}  "
+                     f"{','.join(r['flags'])}{mark}")
+    ws = result.get("weighted_sum")
+    if ws:
+        lines.append(f"{'ws':>6} {'weighted sum':<12} {fmt(ws['dev'])} {fmt(ws['test'])}  {','.join(ws['flags'])}")
+        w = ", ".join(f"{n}:{x:.2f}" for n, x in zip(ws["layer_names"], ws["weights"]))
+        lines.append(f"       weights: {w}")
+    return "\n".join(lines)

@@ -1,0 +1,431 @@
+"""What a task is, and the head building blocks every task shares.
+
+A task says which corpus and splits it reads, how an utterance becomes a target, which head
+sits on a layer, the loss, the decoding and the metric. Heads come *stacked*: one module
+holds the heads of G layers with the same width so the probe bank can train all of them
+with one batched matmul per batch while every head keeps its own parameters (slice g of
+each stacked tensor is head g's, nothing is shared).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import jiwer
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data.manifest import Utterance
+
+Level = Literal["utterance", "frame"]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Published split names of the corpus the task reads."""
+
+    train: str
+    dev: str
+    test: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"train": self.train, "dev": self.dev, "test": self.test}
+
+
+# ---------------------------------------------------------------- head building blocks
+
+
+class StackedLinear(nn.Module):
+    """G independent Linear(din, dout) layers applied to a [G, ..., din] input in one bmm."""
+
+    def __init__(self, groups: int, din: int, dout: int, generator: torch.Generator | None = None):
+        super().__init__()
+        bound = 1.0 / math.sqrt(din)  # nn.Linear's default init (kaiming_uniform a=sqrt(5))
+        w = (torch.rand(groups, din, dout, generator=generator) * 2 - 1) * bound
+        b = (torch.rand(groups, 1, dout, generator=generator) * 2 - 1) * bound
+        self.weight = nn.Parameter(w)
+        self.bias = nn.Parameter(b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g, *mid, d = x.shape
+        flat = x.reshape(g, -1, d)
+        out = torch.baddbmm(self.bias, flat, self.weight)
+        return out.reshape(g, *mid, out.shape[-1])
+
+
+def masked_mean(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid frames of [..., B, T, D] given lengths [B] -> [..., B, D]."""
+    t = x.shape[-2]
+    mask = (torch.arange(t, device=x.device)[None, :] < lens[:, None]).to(x.dtype)  # [B, T]
+    summed = (x * mask[..., None]).sum(-2)
+    return summed / lens.clamp(min=1).to(x.dtype)[:, None]
+
+
+class PooledHeads(nn.Module):
+    """SUPERB's utterance-level head for G layers: Linear(D,H) -> masked mean -> Linear(H,C).
+
+    The first Linear is affine, so it commutes with the mean: `forward` takes cached pooled
+    means [G, B, D]; `forward_frames` takes frames [G, B, T, D] and gives the same logits.
+    """
+
+    stacked = True
+
+    def __init__(self, groups: int, dim: int, hidden: int, classes: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.proj = StackedLinear(groups, dim, hidden, generator)
+        self.out = StackedLinear(groups, hidden, classes, generator)
+
+    def forward(self, pooled: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out(self.proj(pooled))
+
+    def forward_frames(self, frames: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        return self.out(masked_mean(self.proj(frames), lens))
+
+
+class FrameLinearHeads(nn.Module):
+    """SUPERB's PR head for G layers: Linear(D,H) -> Linear(H,V) on every frame."""
+
+    stacked = True
+
+    def __init__(self, groups: int, dim: int, hidden: int, vocab: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.proj = StackedLinear(groups, dim, hidden, generator)
+        self.out = StackedLinear(groups, hidden, vocab, generator)
+
+    def forward(self, frames: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out(self.proj(frames))
+
+
+class BiLSTMHead(nn.Module):
+    """SUPERB's ASR head: Linear(D,P) -> BiLSTM stack (H per direction, dropout) -> Linear(2H,V)."""
+
+    def __init__(self, dim: int, proj: int, hidden: int, layers: int, dropout: float, vocab: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, proj)
+        self.lstm = nn.LSTM(proj, hidden, num_layers=layers, bidirectional=True, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(2 * hidden, vocab)
+
+    def forward(self, frames: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        x = self.proj(frames)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lens.cpu().clamp(min=1), batch_first=True,
+                                                   enforce_sorted=False)
+        y, _ = self.lstm(packed)
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
+        return self.out(self.drop(y))
+
+
+class ModuleHeads(nn.Module):
+    """G heads that cannot be batched (LSTMs): a loop with the same [G, B, ...] interface."""
+
+    stacked = False
+
+    def __init__(self, heads: Sequence[nn.Module]):
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        return torch.stack([h(x[g], lens) for g, h in enumerate(self.heads)])
+
+
+class WeightedSum(nn.Module):
+    """s3prl's featurizer: one zero-initialised scalar per layer, softmax, weighted sum.
+
+    With `layer_norm` each layer is normalised (no affine) before summing; the caller
+    supplies the already-normalised layers so the pooled cache can hold their means. The
+    probe bank feeds the sum to one more slice of a stacked head (`bench.probe.HeadGroup`).
+    """
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_layers))
+
+    def normalized(self) -> torch.Tensor:
+        return F.softmax(self.weights, dim=0)
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        """[L, ...] -> [...]"""
+        w = self.normalized().to(layers.dtype)
+        return torch.tensordot(w, layers, dims=([0], [0]))
+
+
+def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+    """Zero random time and feature bands of [..., B, T, D] (same masks for every head).
+
+    Follows s3prl's ASR defaults (num_time_mask x width in time_mask_width_range frames,
+    num_freq_mask x width in freq_mask_width_range dims); time warping is not applied.
+    Masking commutes with the weighted sum, so sharing masks across heads changes nothing
+    for any single head.
+    """
+    if not cfg.get("enabled", False):
+        return x
+    *_, b, t, d = x.shape
+    keep = torch.ones(b, t, d)
+    lo_t, hi_t = cfg["time_mask_width_range"]
+    lo_f, hi_f = cfg["freq_mask_width_range"]
+    for i in range(b):
+        n = int(lens[i])
+        for _ in range(int(cfg["num_time_mask"])):
+            w = int(torch.randint(lo_t, max(lo_t, min(hi_t, n)) + 1, (1,), generator=generator))
+            if 0 < w < n:
+                s = int(torch.randint(0, n - w + 1, (1,), generator=generator))
+                keep[i, s:s + w, :] = 0
+        for _ in range(int(cfg["num_freq_mask"])):
+            w = int(torch.randint(lo_f, max(lo_f, min(hi_f, d // 2)) + 1, (1,), generator=generator))
+            if w > 0:
+                s = int(torch.randint(0, d - w + 1, (1,), generator=generator))
+                keep[i, :, s:s + w] = 0
+    return x * keep.to(x.device, x.dtype)
+
+
+def ctc_greedy(logits: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> list[list[int]]:
+    """Best path: argmax per frame, merge repeats, drop blanks. logits [B, T, V]."""
+    best = logits.argmax(-1).cpu()
+    out = []
+    for i in range(best.shape[0]):
+        seq = best[i, : int(lens[i])].tolist()
+        toks, prev = [], None
+        for s in seq:
+            if s != prev and s != blank:
+                toks.append(s)
+            prev = s
+        out.append(toks)
+    return out
+
+
+def ctc_losses(logits: torch.Tensor, lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
+    """Per-head CTC loss of [G, B, T, V] logits: s3prl's mean reduction (per target length), zero_infinity."""
+    g, b, t, v = logits.shape
+    logp = F.log_softmax(logits.float(), dim=-1).reshape(g * b, t, v).transpose(0, 1)
+    loss = F.ctc_loss(logp, targets.repeat(g, 1), lens.repeat(g), target_lens.repeat(g),
+                      blank=0, reduction="none", zero_infinity=True)
+    return (loss / target_lens.repeat(g).clamp(min=1)).reshape(g, b).mean(1)
+
+
+def error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    """jiwer WER in percent over space-separated token strings (empty references skipped)."""
+    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
+    if not pairs:
+        raise ValueError("no non-empty reference to score")
+    return 100.0 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+
+
+# ---------------------------------------------------------------- the task interface
+
+
+@dataclass
+class Batch:
+    """Targets of a batch in the form the task's loss and metric need."""
+
+    y: torch.Tensor  # [B, S] class ids (utterance tasks) or [B, U] padded token ids (CTC)
+    y_lens: torch.Tensor | None = None  # [B] target lengths (CTC)
+    refs: list[str] | None = None  # reference strings (CTC)
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.y.to(device, non_blocking=True),
+                     None if self.y_lens is None else self.y_lens.to(device, non_blocking=True), self.refs)
+
+
+class Task(ABC):
+    """One downstream task. `space` is what `fit` learnt from the training split."""
+
+    name: str
+    corpus_kind: str
+    splits: Splits
+    level: Level
+    metric: str
+    higher_is_better: bool
+
+    @abstractmethod
+    def fit(self, train: Sequence[Utterance]) -> Any:
+        """Label maps or vocabulary from the training split."""
+
+    @abstractmethod
+    def targets(self, utts: Sequence[Utterance], space: Any) -> Batch: ...
+
+    @abstractmethod
+    def make_heads(self, groups: int, dim: int, space: Any, cfg: dict[str, Any],
+                   generator: torch.Generator) -> nn.Module:
+        """G heads over layers of width `dim`; forward [G, B, ...] -> [G, B, ...] logits."""
+
+    @abstractmethod
+    def losses(self, logits: torch.Tensor, lens: torch.Tensor | None, batch: Batch, space: Any) -> torch.Tensor:
+        """One loss per head: [G]."""
+
+    @abstractmethod
+    def predict(self, logits: torch.Tensor, lens: torch.Tensor | None, space: Any) -> list[list[Any]]:
+        """Per head, one prediction per utterance (hashable / string)."""
+
+    @abstractmethod
+    def references(self, batch: Batch, space: Any) -> list[Any]: ...
+
+    @abstractmethod
+    def score(self, refs: Sequence[Any], preds: Sequence[Any]) -> float:
+        """The metric in percent."""
+
+    def train_labels(self, train: Sequence[Utterance]) -> list[str] | None:
+        """Labels for a class-balanced sampler; None = plain shuffling."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "corpus_kind": self.corpus_kind, "splits": self.splits.as_dict(),
+                "level": self.level, "metric": self.metric, "higher_is_better": self.higher_is_better}
+
+
+# ---------------------------------------------------------------- utterance classification
+
+
+@dataclass(frozen=True)
+class SlotSpace:
+    """Class names of each slot (IC: action, object, location), in output order."""
+
+    slots: tuple[str, ...]
+    classes: tuple[tuple[str, ...], ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(c) for c in self.classes]
+
+
+class ClassificationTask(Task):
+    """Utterance classification with one softmax per slot; correct = every slot right.
+
+    IC has three slots (sum of three cross-entropies); SLURP scenario/action and KS one.
+    """
+
+    level: Level = "utterance"
+    metric = "accuracy"
+    higher_is_better = True
+
+    def __init__(self, name: str, corpus_kind: str, splits: Splits, slots: Sequence[str], balanced: bool = False):
+        self.name, self.corpus_kind, self.splits = name, corpus_kind, splits
+        self.slots = tuple(slots)
+        self.balanced = balanced
+
+    def fit(self, train: Sequence[Utterance]) -> SlotSpace:
+        classes = []
+        for slot in self.slots:
+            missing = [u.id for u in train if slot not in u.labels]
+            if missing:
+                raise ValueError(f"task {self.name}: {len(missing)} training utterances lack label {slot!r} "
+                                 f"(first: {missing[0]})")
+            classes.append(tuple(sorted({u.labels[slot] for u in train})))
+        return SlotSpace(self.slots, tuple(classes))
+
+    def targets(self, utts: Sequence[Utterance], space: SlotSpace) -> Batch:
+        rows = []
+        for u in utts:
+            row = []
+            for slot, names in zip(space.slots, space.classes):
+                label = u.labels.get(slot)
+                # A class never seen in training can never be predicted: -1 counts as wrong.
+                row.append(names.index(label) if label in names else -1)
+            rows.append(row)
+        return Batch(torch.tensor(rows, dtype=torch.long).reshape(len(utts), len(space.slots)))
+
+    def make_heads(self, groups, dim, space: SlotSpace, cfg, generator) -> PooledHeads:
+        return PooledHeads(groups, dim, int(cfg["head"]["hidden"]), sum(space.sizes), generator)
+
+    def _slices(self, space: SlotSpace) -> list[slice]:
+        out, start = [], 0
+        for n in space.sizes:
+            out.append(slice(start, start + n))
+            start += n
+        return out
+
+    def losses(self, logits, lens, batch, space: SlotSpace) -> torch.Tensor:
+        g, b, _ = logits.shape
+        total = logits.new_zeros(g)
+        for k, sl in enumerate(self._slices(space)):
+            part = logits[..., sl].reshape(g * b, -1)
+            y = batch.y[:, k].repeat(g)
+            ce = F.cross_entropy(part, y.clamp(min=0), reduction="none").reshape(g, b)
+            valid = (batch.y[:, k] >= 0).to(ce.dtype)
+            total = total + (ce * valid).sum(1) / valid.sum().clamp(min=1)
+        return total
+
+    def predict(self, logits, lens, space: SlotSpace) -> list[list[tuple[int, ...]]]:
+        ids = torch.stack([logits[..., sl].argmax(-1) for sl in self._slices(space)], -1).cpu()  # [G, B, S]
+        return [[tuple(r) for r in head.tolist()] for head in ids]
+
+    def references(self, batch: Batch, space) -> list[tuple[int, ...]]:
+        return [tuple(r) for r in batch.y.tolist()]
+
+    def score(self, refs, preds) -> float:
+        if not refs:
+            raise ValueError(f"task {self.name}: nothing to score")
+        return 100.0 * sum(r == p for r, p in zip(refs, preds)) / len(refs)
+
+    def train_labels(self, train):
+        if not self.balanced:
+            return None
+        return ["/".join(u.labels[s] for s in self.slots) for u in train]
+
+
+# ---------------------------------------------------------------- CTC sequence tasks
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """CTC output symbols; index 0 is the blank."""
+
+    tokens: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.tokens) + 1
+
+    def encode(self, toks: Sequence[str]) -> list[int]:
+        index = {t: i + 1 for i, t in enumerate(self.tokens)}
+        return [index[t] for t in toks]
+
+    def decode(self, ids: Sequence[int]) -> list[str]:
+        return [self.tokens[i - 1] for i in ids]
+
+
+class CTCTask(Task):
+    """Frame-level CTC over a fixed symbol set, greedy decoding, jiwer error rate in percent."""
+
+    level: Level = "frame"
+    higher_is_better = False
+
+    @abstractmethod
+    def vocab(self) -> Vocab: ...
+
+    @abstractmethod
+    def tokens(self, utt: Utterance) -> list[str]:
+        """The target symbol sequence of one utterance."""
+
+    @abstractmethod
+    def render(self, toks: Sequence[str]) -> str:
+        """Symbols -> the space-separated string the error rate is computed over."""
+
+    def fit(self, train):
+        return self.vocab()
+
+    def targets(self, utts, space: Vocab) -> Batch:
+        seqs = [space.encode(self.tokens(u)) for u in utts]
+        lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+        y = torch.zeros(len(seqs), max(1, int(lens.max()) if len(seqs) else 1), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            y[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        refs = [self.render(self.tokens(u)) for u in utts]
+        return Batch(y, lens, refs)
+
+    def losses(self, logits, lens, batch, space) -> torch.Tensor:
+        return ctc_losses(logits, lens, batch.y, batch.y_lens)
+
+    def predict(self, logits, lens, space: Vocab) -> list[list[str]]:
+        return [[self.render(space.decode(ids)) for ids in ctc_greedy(logits[g], lens)]
+                for g in range(logits.shape[0])]
+
+    def references(self, batch, space) -> list[str]:
+        return list(batch.refs or [])
+
+    def score(self, refs, preds) -> float:
+        return error_rate(refs, preds)
