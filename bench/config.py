@@ -7,8 +7,11 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+import re
+
 import yaml
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -30,11 +33,21 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def parse_value(text: str) -> Any:
-    """`3` -> 3, `1e-4` -> 0.0001, `[1,2]` -> list, `true` -> True, anything else a string."""
+    """`3` -> 3, `1e-4` -> 0.0001, `[1,2]` -> list, `true` -> True, anything else a string.
+
+    YAML 1.1 reads `1e-4` (no dot) as a string; people write learning rates that way, so a
+    string that Python reads as a float is taken as one.
+    """
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:
+            return float(value) if _FLOAT.fullmatch(value.strip()) else value
+        except ValueError:
+            return value
+    return value
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

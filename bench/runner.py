@@ -669,19 +669,9 @@ def write_summary(suite: Suite, reports: Sequence[UnitReport], outputs: dict[str
             }
             for r in reports
         ],
-        "outputs": _jsonable_paths(outputs),
+        "outputs": outputs,
     }
     return write_json_atomic(suite.out / "run.json", payload)
-
-
-def _jsonable_paths(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable_paths(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable_paths(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def format_failures(reports: Sequence[UnitReport]) -> str:

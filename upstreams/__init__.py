@@ -26,8 +26,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "randinit": ("upstreams.randinit:load_randinit", "random-weight preset (see below) or HF config.json"),
     "s3prl": ("upstreams.s3prl:load_s3prl", "s3prl upstream name (ckpt=... for *_local / *_custom)"),
     "torchaudio": ("upstreams.torchaudio_pipelines:load_torchaudio", "torchaudio.pipelines bundle, e.g. HUBERT_BASE"),
-    "fbank": ("upstreams.features:load_fbank", "Kaldi fbank 80 + deltas + CMVN (SUPERB FBANK baseline)"),
-    "mfcc": ("upstreams.features:load_mfcc", "Kaldi MFCC 13 + deltas + CMVN (SUPERB MFCC baseline)"),
+    "fbank": ("upstreams.features:load_fbank", "Kaldi fbank 80 + deltas + CMVN (SUPERB FBANK baseline); fbank:no_cmvn without CMVN"),
+    "mfcc": ("upstreams.features:load_mfcc", "Kaldi MFCC 13 + deltas + CMVN (SUPERB MFCC baseline); mfcc:no_cmvn without CMVN"),
     "py": ("upstreams.custom:load_custom", "your own class: py:package.module:ClassName"),
 }
 

@@ -6,6 +6,11 @@ bins; mfcc: 13 cepstra), then first and second order deltas (torchaudio ComputeD
 window 5) and per-utterance CMVN ((x - mean) / (std + 1e-10) over time): 240 dims for
 FBANK, 39 for MFCC. Computed per utterance over its valid samples only, so padding never
 changes a frame. Kaldi's dither is 0 here, so features are deterministic.
+
+Per-utterance CMVN makes every utterance's time-mean exactly zero, so a SUPERB utterance
+head (affine, then mean pooling) sees the same vector for every input and sits at chance —
+which is what SUPERB reports for FBANK on KS (8.63 %) and IC. `fbank:no_cmvn` /
+`mfcc:no_cmvn` are s3prl's `fbank_no_cmvn` variant: the same features without CMVN.
 """
 
 from __future__ import annotations
@@ -24,15 +29,17 @@ DELTA_WIN = 5
 
 
 class KaldiFeatures(UpstreamBase):
-    def __init__(self, spec: str, kind: str, kaldi_fn: Callable[..., torch.Tensor], base_dim: int, kaldi_kwargs: dict):
+    def __init__(self, spec: str, kind: str, kaldi_fn: Callable[..., torch.Tensor], base_dim: int, kaldi_kwargs: dict,
+                 cmvn: bool = True):
         super().__init__()
+        self.cmvn = cmvn
         self.spec = spec
         self.kind = kind
         self.kaldi_fn = kaldi_fn
         self.kaldi_kwargs = dict(kaldi_kwargs, frame_length=FRAME_LENGTH_MS, frame_shift=FRAME_SHIFT_MS,
                                  sample_frequency=SAMPLE_RATE)
         self.deltas = torchaudio.transforms.ComputeDeltas(win_length=DELTA_WIN)
-        self.revision = f"kaldi-{kind}-{base_dim}x3-cmvn"
+        self.revision = f"kaldi-{kind}-{base_dim}x3-{'cmvn' if cmvn else 'no_cmvn'}"
         stride = int(SAMPLE_RATE * FRAME_SHIFT_MS / 1000)
         self.layers = [LayerSpec(name=kind, index=0, dim=3 * base_dim, stride=stride)]
         self.freeze()
@@ -43,6 +50,8 @@ class KaldiFeatures(UpstreamBase):
         d1 = self.deltas(x.T).T
         d2 = self.deltas(d1.T).T
         x = torch.cat([x, d1, d2], dim=-1)
+        if not self.cmvn:
+            return x
         return (x - x.mean(0, keepdim=True)) / (1e-10 + x.std(0, keepdim=True))
 
     def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> UpstreamOutput:
@@ -54,16 +63,17 @@ class KaldiFeatures(UpstreamBase):
         return UpstreamOutput(hidden=[out], lengths=[lengths])
 
 
-def _no_argument(name: str, spec: str) -> None:
-    if name:
-        raise ValueError(f"upstream spec {spec!r}: this family takes no argument (write just the family name)")
+def _use_cmvn(name: str, spec: str) -> bool:
+    """`fbank` -> CMVN (SUPERB); `fbank:no_cmvn` -> none."""
+    if name not in ("", "no_cmvn"):
+        raise ValueError(f"upstream spec {spec!r}: unknown variant {name!r}; use the bare family name or ':no_cmvn'")
+    return name == ""
 
 
 def load_fbank(name: str, *, spec: str) -> KaldiFeatures:
-    _no_argument(name, spec)
-    return KaldiFeatures(spec, "fbank", torchaudio.compliance.kaldi.fbank, 80, dict(num_mel_bins=80, use_log_fbank=True))
+    return KaldiFeatures(spec, "fbank", torchaudio.compliance.kaldi.fbank, 80, dict(num_mel_bins=80, use_log_fbank=True),
+                         cmvn=_use_cmvn(name, spec))
 
 
 def load_mfcc(name: str, *, spec: str) -> KaldiFeatures:
-    _no_argument(name, spec)
-    return KaldiFeatures(spec, "mfcc", torchaudio.compliance.kaldi.mfcc, 13, dict(num_ceps=13))
+    return KaldiFeatures(spec, "mfcc", torchaudio.compliance.kaldi.mfcc, 13, dict(num_ceps=13), cmvn=_use_cmvn(name, spec))
