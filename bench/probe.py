@@ -677,17 +677,23 @@ def _postfix(bank: Bank) -> str:
     return ", ".join(parts)
 
 
-def _flags(grp: HeadGroup, g: int) -> list[str]:
+def _flags(grp: HeadGroup, g: int, steps: int, eval_every: int) -> list[str]:
+    """diverged: loss went NaN/inf; untrained: stopped before its first dev evaluation;
+    not_converged: its best dev score came at the last of several evaluations of a full run,
+    so it was still improving when the step budget ran out."""
     flags = []
     if grp.diverged[g] >= 0:
         flags.append("diverged")
     if grp.best_dev[g] is None:
         flags.append("untrained")
+    elif grp.best_step[g] == steps and steps > eval_every:
+        flags.append("not_converged")
     return flags
 
 
 def _result(config, chash, task, bank: Bank, specs, up, data: Corpus, label, device, timings) -> dict[str, Any]:
     per_layer, ws, best_steps, stopped = [], None, {}, {}
+    budget = (int(config["params"]["steps"]), int(config["params"]["eval_every"]))
     for grp in bank.groups:
         for g, name in enumerate(grp.names):
             best_steps[name] = grp.best_step[g]
@@ -698,11 +704,11 @@ def _result(config, chash, task, bank: Bank, specs, up, data: Corpus, label, dev
                       "weights": grp.featurizer.normalized().detach().cpu().tolist(),
                       "layers": [specs[i].index for i in grp.ws_ids],
                       "layer_names": [specs[i].name for i in grp.ws_ids],
-                      "layer_norm": grp.layer_norm, "flags": _flags(grp, g)}
+                      "layer_norm": grp.layer_norm, "flags": _flags(grp, g, *budget)}
             else:
                 i = grp.layer_ids[g]
                 per_layer.append({"layer": specs[i].index, "name": specs[i].name, "dev": grp.best_dev[g],
-                                  "test": grp.test[g], "flags": _flags(grp, g)})
+                                  "test": grp.test[g], "flags": _flags(grp, g, *budget)})
     per_layer.sort(key=lambda r: r["layer"])
     return {
         "kind": "probe",

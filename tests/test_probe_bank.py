@@ -119,12 +119,22 @@ def test_diverged_head_is_flagged_and_the_others_go_on(tmp_path):
                     overrides={"steps": 30, "eval_every": 10})
     rows = out.result["per_layer"]
     assert rows[0]["flags"] == ["diverged", "untrained"] and rows[0]["test"] is None
-    assert all(r["flags"] == [] and r["test"] is not None for r in rows[1:])
+    assert all("diverged" not in r["flags"] and r["test"] is not None for r in rows[1:])
     ws = out.result["weighted_sum"]
-    assert ws["layers"] == [1, 2] and ws["flags"] == [] and ws["test"] is not None
+    assert ws["layers"] == [1, 2] and "diverged" not in ws["flags"] and ws["test"] is not None
     assert out.result["diverged_at"] == {"layer0": 1}
     on_disk = json.loads(out.path.read_text())
     assert on_disk["per_layer"][0]["flags"] == ["diverged", "untrained"]
+
+
+def test_not_converged_flag_marks_heads_still_improving_at_the_last_evaluation():
+    from types import SimpleNamespace
+
+    from bench.probe import _flags
+
+    grp = SimpleNamespace(diverged=[-1, -1, 3, -1], best_dev=[50.0, 60.0, None, 70.0], best_step=[100, 40, None, 20])
+    assert [_flags(grp, g, 100, 20) for g in range(4)] == [["not_converged"], [], ["diverged", "untrained"], []]
+    assert _flags(grp, 3, 20, 20) == []  # one evaluation only: nothing to compare with
 
 
 def test_huge_learning_rate_diverges_without_stopping_other_tasks(tmp_path):
