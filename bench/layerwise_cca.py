@@ -178,6 +178,7 @@ class _Samples:
         self.mel_keys: list[Hashable] = []
         self.frames: views.FrameGatherer | None = None
         self.segments: dict[str, views.SegmentGatherer] = {}
+        self.sets: dict[str, list[list[int]]] = {}  # sample sets (indices into a gatherer's samples)
         self.vocab: list[str] = []
 
         if "mel" in kinds:
@@ -193,7 +194,8 @@ class _Samples:
         if kinds & {"phone", "mi_phone"}:
             pool = views.phone_pool(self.eval_utts, normalize_phone)
             _need_pool(pool, "phone", split)
-            samples = views.sample_segments(pool, sorted(pool), int(cfg["phone"]["per_label"]), [seed, 1])
+            samples, self.sets["phone"] = views.sample_segment_sets(
+                pool, sorted(pool), int(cfg["phone"]["per_label"]), [seed, 1], int(cfg["cca"]["sample_sets"]))
             self.segments["phone"] = views.SegmentGatherer(samples, layers, bool(cfg["phone"]["middle_third"]))
         if kinds & {"word", "embed", "mi_word"}:
             w = cfg["word"]
@@ -205,7 +207,8 @@ class _Samples:
             if len(self.vocab) < 2:
                 raise ValueError(f"split {split!r} has {len(self.vocab)} word(s) with at least {min_count} "
                                  f"occurrences (max of word.min_count and cca.num_parts); CCA-word needs 2")
-            samples = views.sample_segments(pool, self.vocab, int(w["per_label"]), [seed, 2])
+            samples, self.sets["word"] = views.sample_segment_sets(
+                pool, self.vocab, int(w["per_label"]), [seed, 2], int(cfg["cca"]["sample_sets"]))
             self.segments["word"] = views.SegmentGatherer(samples, layers, False)
         self.train_utts: dict[Hashable, Utterance] = {}
         if kinds & {"mi_phone", "mi_word"}:
@@ -244,19 +247,25 @@ def _need_pool(pool: dict, tier: str, split: str) -> None:
 # --------------------------------------------------------------------------- scoring
 
 
-def _cca_layers(view: Callable[[int], tuple[np.ndarray, np.ndarray]], labels: Sequence[str] | None, layers,
+def _cca_layers(view: Callable[[int], tuple[Any, Any]], labels: Sequence[Any] | None, layers,
                 seed: int, cfg: dict[str, Any], desc: str, progress: bool, device: str) -> list[dict[str, Any]]:
-    """PWCCA of every layer: `view(li)` gives (layer rows, other view rows) for layer number li."""
+    """PWCCA of every layer: `view(li)` gives (layer rows, other view rows) for layer number li,
+    either one sample set (arrays, `labels` a list of str) or several (lists of arrays, `labels`
+    a list of lists); the layer's score is the mean test score over all sets' splits."""
     from bench import cca
 
     out = []
     for li, spec in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):
         x, y = view(li)
-        res = cca.layer_score(np.asarray(x, np.float64), np.asarray(y, np.float64), labels=labels, seed=seed,
+        many = isinstance(x, list)
+        xs = [np.asarray(a, np.float64) for a in x] if many else np.asarray(x, np.float64)
+        ys = [np.asarray(a, np.float64) for a in y] if many else np.asarray(y, np.float64)
+        res = cca.layer_score(xs, ys, labels=labels, seed=seed,
                               num_parts=int(cfg["cca"]["num_parts"]), num_pairs=int(cfg["cca"]["num_pairs"]),
                               device=device)
         out.append({"layer": spec.index, "name": spec.name, "stride": spec.stride,
-                    "score": float(res["score"]), "splits": res["splits"], "n_samples": int(len(x))})
+                    "score": float(res["score"]), "score_std": float(res["score_std"]), "splits": res["splits"],
+                    "n_samples": int(len(x[0]) if many else len(x)), "n_sample_sets": len(x) if many else 1})
     return out
 
 
@@ -271,18 +280,23 @@ def _score_property(prop: str, s: _Samples, cfg: dict[str, Any], layers, seed: i
         per_layer = _cca_layers(fg.layer, None, layers, seed, cfg, desc, progress, device)
         return per_layer, {"n_utterances": fg.n_utterances, "keep_fraction": {str(k): v for k, v in fg.keep.items()}}
     if prop in ("phone", "word"):
-        xs, labels, skipped = s.segments[prop].result()
-        keep, rare = _labels_in_every_part(labels, cfg)
-        labels = _maybe_shuffled([labels[i] for i in keep], cfg, seed)
-        y, classes = views.one_hot(labels)
-        per_layer = _cca_layers(lambda li: (xs[li][keep], y), labels, layers, seed, cfg, desc, progress, device)
-        return per_layer, {"n_segments": len(labels), "n_skipped_no_frames": skipped, "n_classes": len(classes),
-                           "rare_labels_dropped": rare}
+        sets, skipped, rare = [], 0, set()  # per sample set: (per-layer rows, one-hot view, labels)
+        for r, subset in enumerate(s.sets[prop]):
+            xs, labels, n_skipped = s.segments[prop].result(subset)
+            keep, dropped = _labels_in_every_part(labels, cfg)
+            skipped, rare = max(skipped, n_skipped), rare | set(dropped)
+            labels = _maybe_shuffled([labels[i] for i in keep], cfg, seed + r)
+            sets.append(([x[keep] for x in xs], views.one_hot(labels)[0], labels))
+        per_layer = _cca_layers(lambda li: ([st[0][li] for st in sets], [st[1] for st in sets]),
+                                [st[2] for st in sets], layers, seed, cfg, desc, progress, device)
+        return per_layer, {"n_segments": len(sets[0][2]), "n_sample_sets": len(sets),
+                           "n_skipped_no_frames": skipped, "n_classes": len(set(sets[0][2])),
+                           "rare_labels_dropped": sorted(rare)}
     if prop.startswith(EMBED_PREFIX):
         from bench.embeddings import read_word_vectors
 
         path = embedding_file(prop, cfg)
-        xs, labels, skipped = s.segments["word"].result()
+        xs, labels, skipped = s.segments["word"].result(s.sets["word"][0])
         vectors = read_word_vectors(path, words=set(labels))
         keep = [i for i, w in enumerate(labels) if w in vectors]
         sub, rare = _labels_in_every_part([labels[i] for i in keep], cfg)
@@ -306,7 +320,7 @@ def _score_property(prop: str, s: _Samples, cfg: dict[str, Any], layers, seed: i
         tier = prop[3:]
         mi = cfg["mi"]
         x_tr, _, skipped_tr = s.segments[f"{prop}_train"].result()
-        x_ev, labels_ev, skipped_ev = s.segments[tier].result()
+        x_ev, labels_ev, skipped_ev = s.segments[tier].result(s.sets[tier][0])
         labels_ev = _maybe_shuffled(labels_ev, cfg, seed)
         per_layer = []
         for li, spec in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):

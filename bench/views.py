@@ -269,6 +269,27 @@ def sample_segments(
     return out
 
 
+def sample_segment_sets(
+    pool: dict[str, list[SegmentSample]],
+    labels: Sequence[str],
+    per_label: int,
+    seed: Sequence[int],
+    num_sets: int,
+) -> tuple[list[SegmentSample], list[list[int]]]:
+    """`num_sets` independent draws of `sample_segments` (the paper repeats CCA on three
+    sample sets "where the data allow"), as one de-duplicated list to gather in one pass and,
+    per set, the indices of its samples in that list. When no label has more segments than
+    the cap every draw is the same set, so only one is returned."""
+    union: dict[SegmentSample, int] = {}
+    sets: list[list[int]] = []
+    for r in range(max(1, int(num_sets))):
+        draw = sample_segments(pool, labels, per_label, [*seed, r])
+        sets.append([union.setdefault(smp, len(union)) for smp in draw])
+    if all(sorted(st) == sorted(sets[0]) for st in sets):
+        sets = sets[:1]
+    return list(union), sets
+
+
 class SegmentGatherer:
     """Per-layer means of sampled segments, filled utterance by utterance from the one pass.
 
@@ -304,11 +325,13 @@ class SegmentGatherer:
             self.rows[li][idx] = segment_means(hidden[li], lo, hi)
         self.ok[idx] = ok
 
-    def result(self) -> tuple[list[np.ndarray], list[str], int]:
-        """(per-layer [n, D] means, the n labels, number of segments skipped for having no frames)."""
-        keep = np.flatnonzero(self.ok)
+    def result(self, subset: Sequence[int] | None = None) -> tuple[list[np.ndarray], list[str], int]:
+        """(per-layer [n, D] means, the n labels, number of segments skipped for having no frames),
+        of every sample or of the samples at `subset` (one sample set)."""
+        idx = np.arange(len(self.samples)) if subset is None else np.asarray(subset, dtype=np.int64)
+        keep = idx[self.ok[idx]]
         labels = [self.samples[i].label for i in keep]
-        return [r[keep] for r in self.rows], labels, int(len(self.samples) - len(keep))
+        return [r[keep] for r in self.rows], labels, int(len(idx) - len(keep))
 
 
 def one_hot(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:

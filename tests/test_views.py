@@ -229,3 +229,18 @@ def test_word_vector_reader_missing_or_empty_file(tmp_path):
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(ValueError, match="no vectors"):
         read_word_vectors(tmp_path / "empty.txt")
+
+
+def test_sample_sets_repeat_only_where_the_data_allow():
+    from bench.views import SegmentSample, sample_segment_sets
+
+    pool = {"A": [SegmentSample(("u", i), "A", i, i + 0.5) for i in range(10)],
+            "B": [SegmentSample(("v", i), "B", i, i + 0.5) for i in range(2)]}
+    union, sets = sample_segment_sets(pool, ["A", "B"], 3, [0, 1], 3)
+    assert len(sets) == 3
+    for st in sets:  # each set: 3 of A (the cap), both of B
+        assert sorted(union[i].label for i in st) == ["A", "A", "A", "B", "B"]
+    assert len({tuple(sorted(st)) for st in sets}) > 1  # independent draws differ
+    assert len(union) == len({i for st in sets for i in st})  # one gather covers every set
+    union, sets = sample_segment_sets(pool, ["A", "B"], 20, [0, 1], 3)  # the cap takes everything
+    assert len(sets) == 1 and len(union) == 12
