@@ -51,6 +51,9 @@ class Size:
     sc_test_speakers: int
     sc_test_unknown: int
     sc_test_silence: int
+    # Length range of each background-noise file. Train and dev `_silence_` examples are 1 s
+    # crops of these files, so their total length sets silence's share of train and dev;
+    # sized so it stays near the real archive's (~1/12), not half of dev.
     noise_seconds: tuple[int, int]
     fsc: dict[str, tuple[int, int]]
     slurp: dict[str, tuple[int, int]]  # (speakers, texts); each text has 1-3 recordings
@@ -61,7 +64,7 @@ SIZES: dict[str, Size] = {
     "tiny": Size(
         libri={"train-clean-100": (6, 60), "dev-clean": (2, 15), "test-clean": (2, 15)},
         sc_speakers={"train": 10, "dev": 2, "share": 1}, sc_reps=1,
-        sc_test_speakers=3, sc_test_unknown=12, sc_test_silence=12, noise_seconds=(10, 16),
+        sc_test_speakers=3, sc_test_unknown=12, sc_test_silence=12, noise_seconds=(2, 2),
         fsc={"train": (6, 60), "valid": (2, 15), "test": (2, 15)},
         slurp={"train": (6, 32), "devel": (3, 8), "test": (3, 8), "train_synthetic": (2, 10)},
         work_items=2,
@@ -69,7 +72,7 @@ SIZES: dict[str, Size] = {
     "small": Size(
         libri={"train-clean-100": (30, 900), "dev-clean": (6, 150), "test-clean": (6, 150)},
         sc_speakers={"train": 28, "dev": 5, "share": 2}, sc_reps=3,
-        sc_test_speakers=8, sc_test_unknown=60, sc_test_silence=60, noise_seconds=(30, 60),
+        sc_test_speakers=8, sc_test_unknown=60, sc_test_silence=60, noise_seconds=(4, 6),
         fsc={"train": (20, 600), "valid": (4, 100), "test": (4, 100)},
         slurp={"train": (30, 320), "devel": (8, 60), "test": (8, 60), "train_synthetic": (6, 80)},
         work_items=8,
