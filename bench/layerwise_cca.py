@@ -36,12 +36,12 @@ CONFIG_FILE = CONFIG_DIR / "cca.yaml"
 # Which config sections decide each property's numbers (and so its hash); a change to the
 # word caps does not invalidate a finished mel result.
 _SECTIONS = {
-    "mel": ("mel",),
+    "mel": ("mel", "cca"),
     "phone": ("phone", "cca"),
     "word": ("word", "cca"),
     "embed": ("word", "cca"),
     "mi_phone": ("phone", "mi"),
-    "mi_word": ("word", "mi"),
+    "mi_word": ("word", "mi", "cca"),  # the word list's minimum count is max(min_count, cca.num_parts)
 }
 
 
@@ -185,7 +185,8 @@ class _Samples:
             m = cfg["mel"]
             self.mel_keys = _sample_utterances(self.eval_utts, int(m["num_utterances"]), [seed, 0])
             recipe = views.MelRecipe(n_mels=m["n_mels"], n_fft=m["n_fft"], win_length=m["win_length"],
-                                     hop_length=m["hop_length"], f_min=float(m["f_min"]), top_db=float(m["top_db"]))
+                                     hop_length=m["hop_length"], f_min=float(m["f_min"]), top_db=float(m["top_db"]),
+                                     peak_normalize=bool(m["peak_normalize"]), preemphasis=float(m["preemphasis"]))
             if recipe.hop_length != views.MEL_HOP:
                 raise ConfigError(f"mel.hop_length must be {views.MEL_HOP} (10 ms), got {recipe.hop_length}")
             seconds = sum(self.eval_utts[k].duration for k in self.mel_keys)

@@ -28,7 +28,11 @@ MEL_HOP = 160  # 10 ms at 16 kHz
 
 @dataclass(frozen=True)
 class MelRecipe:
-    """The paper's CCA-mel features: log-mel magnitude, dB relative to the utterance maximum."""
+    """The paper's CCA-mel features (the reference code's feature extraction).
+
+    Before the mel: the wave is scaled to a peak of 0.999 and pre-emphasised with 0.97, as
+    the reference does; dB is librosa's `amplitude_to_db(S, ref=1.0, top_db=80)`.
+    """
 
     n_mels: int = 80
     n_fft: int = 2048
@@ -36,14 +40,17 @@ class MelRecipe:
     hop_length: int = MEL_HOP
     f_min: float = 50.0
     top_db: float = 80.0
+    peak_normalize: bool = True
+    preemphasis: float = 0.97
 
 
 class LogMel:
-    """80 Slaney log-mel bands scaled into [0, 1] as `dB / top_db + 1` (librosa's recipe).
+    """80 Slaney log-mel bands as `dB / top_db + 1` (librosa's recipe).
 
-    Magnitude (power 1) spectrogram, centred frames with zero padding (librosa >= 0.10),
+    Magnitude (power 1) spectrogram, centred frames with zero padding (as librosa >= 0.9),
     periodic Hann window of `win_length` centred in `n_fft`; dB is `20 log10(max(S, 1e-5))`
-    relative to the utterance's largest value and floored at `-top_db`.
+    (reference 1.0, not the utterance maximum: a per-utterance offset would change the CCA),
+    floored at `top_db` below the utterance's largest value.
     """
 
     def __init__(self, recipe: MelRecipe = MelRecipe()):
@@ -64,16 +71,21 @@ class LogMel:
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """[T, n_mels] float32 with T = 1 + len(wave) // hop."""
-        x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
-        spec = self.transform(x).to(torch.float64)  # [n_mels, T]
+        x = np.asarray(wave, dtype=np.float64)
+        peak = np.abs(x).max() if len(x) else 0.0
+        if self.recipe.peak_normalize and peak > 0:
+            x = x / peak * 0.999
+        if self.recipe.preemphasis:
+            x = np.concatenate([x[:1], x[1:] - self.recipe.preemphasis * x[:-1]])
+        spec = self.transform(torch.as_tensor(x, dtype=torch.float32)).to(torch.float64)  # [n_mels, T]
         return to_unit_db(spec, self.recipe.top_db).T.contiguous().numpy().astype(np.float32)
 
 
 def to_unit_db(magnitude: torch.Tensor, top_db: float = 80.0) -> torch.Tensor:
-    """Magnitude -> dB re. its maximum, floored at -top_db, then /top_db + 1 (so in [0, 1])."""
+    """Magnitude -> dB re. 1.0, floored `top_db` below its maximum, then /top_db + 1."""
     db = 20.0 * torch.log10(magnitude.clamp(min=1e-5))
-    db = db - db.max()
-    return db.clamp(min=-top_db) / top_db + 1.0
+    db = torch.maximum(db, db.max() - top_db)
+    return db / top_db + 1.0
 
 
 def frame_pairs(n_layer: int, stride: int, n_mel: int, hop: int = MEL_HOP) -> tuple[np.ndarray, np.ndarray]:
