@@ -57,7 +57,10 @@ def files_hash(utts: Sequence[Utterance]) -> str:
     return h.hexdigest()
 
 
-def cache_key(upstream: Upstream, corpus_root: str | os.PathLike, split: str, utts: Sequence[Utterance]) -> str:
+def cache_key(upstream: Upstream, corpus_root: str | os.PathLike, split: str, utts: Sequence[Utterance],
+              precision: str = "fp32") -> str:
+    """`precision` is what the upstream ran in ("bf16" only under CUDA autocast): features made
+    in bf16 must never be served to a run that asked for fp32, or the other way round."""
     blob = json.dumps({
         "upstream": upstream.spec,
         "revision": str(getattr(upstream, "revision", None)),
@@ -67,12 +70,15 @@ def cache_key(upstream: Upstream, corpus_root: str | os.PathLike, split: str, ut
         "split": split,
         "files": files_hash(utts),
         "code_version": CODE_VERSION,
+        "precision": precision,
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def cache_file(cache_dir: str | os.PathLike, upstream: Upstream, corpus_root, split: str, utts) -> Path:
-    return Path(cache_dir) / slug(upstream.spec) / f"{slug(split)}-{cache_key(upstream, corpus_root, split, utts)}.pt"
+def cache_file(cache_dir: str | os.PathLike, upstream: Upstream, corpus_root, split: str, utts,
+               precision: str = "fp32") -> Path:
+    key = cache_key(upstream, corpus_root, split, utts, precision)
+    return Path(cache_dir) / slug(upstream.spec) / f"{slug(split)}-{key}.pt"
 
 
 def extract_pooled(upstream: Upstream, utts: Sequence[Utterance], device: torch.device, *, max_seconds: float = 160.0,
@@ -101,7 +107,8 @@ def load_or_extract(upstream: Upstream, utts: Sequence[Utterance], *, split: str
 
     Returns (features, True when they came from the cache). `cache_dir=None` disables caching.
     """
-    path = cache_file(cache_dir, upstream, corpus_root, split, utts) if cache_dir is not None else None
+    precision = "bf16" if bf16 and device.type == "cuda" else "fp32"
+    path = cache_file(cache_dir, upstream, corpus_root, split, utts, precision) if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)

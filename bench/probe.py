@@ -351,9 +351,13 @@ def plan_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus,
 
 
 def seed_everything(seed: int) -> None:
+    """Seeds alone make CPU runs repeatable; on CUDA, cuDNN (the ASR LSTMs) must also be asked
+    for its deterministic kernels. CTC's CUDA backward stays nondeterministic in torch."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int], params: dict[str, Any],

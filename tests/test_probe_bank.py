@@ -110,6 +110,8 @@ def test_cached_means_give_the_same_logits_as_frames(tmp_path):
         tmp_path, up, corpus.root, "train", utts[:-1])
     assert pooled.cache_file(tmp_path, up, corpus.root, "train", utts) != pooled.cache_file(
         tmp_path, SignalUpstream([0.5, 1.0, 2.0], seed=3), corpus.root, "train", utts)
+    assert pooled.cache_file(tmp_path, up, corpus.root, "train", utts, "bf16") != pooled.cache_file(
+        tmp_path, up, corpus.root, "train", utts, "fp32")  # bf16 features never serve an fp32 run
 
 
 def test_diverged_head_is_flagged_and_the_others_go_on(tmp_path):

@@ -149,7 +149,7 @@ def test_spec_augment_masks_bands_within_lengths():
 
 
 def test_superb_presets_follow_the_design_table():
-    want = {"pr": (100000, 1e-2, 16, 2, 1000), "asr": (200000, 1e-4, 32, 1, 2000), "ic": (200000, 1e-4, 32, 1, 4000),
+    want = {"pr": (100000, 1e-2, 16, 2, 1000), "asr": (200000, 1e-4, 16, 1, 2000), "ic": (200000, 1e-4, 32, 1, 4000),
             "ks": (200000, 1e-4, 32, 1, 4000), "slurp_scenario": (200000, 1e-4, 32, 1, 4000),
             "slurp_action": (200000, 1e-4, 32, 1, 4000)}
     for name in tasks.names():
@@ -158,6 +158,7 @@ def test_superb_presets_follow_the_design_table():
         s = presets["superb"]
         assert (s["steps"], s["lr"], s["batch_size"], s["accumulate"], s["eval_every"]) == want[name], name
         assert s["clip"] == 1.0 and s["weighted_sum"] == {"enabled": True, "layer_norm": False}
+        assert s["extract"]["bf16"] is False, name  # SUPERB runs the upstream in fp32
         assert set(presets["quick"]) == set(s), name  # every superb key can be overridden in quick too
     assert load_yaml(CONFIG_DIR / "tasks" / "asr.yaml")["superb"]["head"] == {
         "proj": 1024, "hidden": 1024, "layers": 2, "dropout": 0.2}
