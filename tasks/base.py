@@ -157,8 +157,9 @@ class WeightedSum(nn.Module):
 def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
     """Zero random time and feature bands of [..., B, T, D] (same masks for every head).
 
-    Follows s3prl's ASR defaults (num_time_mask x width in time_mask_width_range frames,
-    num_freq_mask x width in freq_mask_width_range dims); time warping is not applied.
+    Follows s3prl's ASR defaults (num_time_mask x width drawn from [low, high) frames of
+    time_mask_width_range, num_freq_mask x width from [low, high) of freq_mask_width_range,
+    capped at half the feature dim for tiny test models); time warping is not applied.
     Masking commutes with the weighted sum, so sharing masks across heads changes nothing
     for any single head.
     """
@@ -171,12 +172,12 @@ def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], gener
     for i in range(b):
         n = int(lens[i])
         for _ in range(int(cfg["num_time_mask"])):
-            w = int(torch.randint(lo_t, max(lo_t, min(hi_t, n)) + 1, (1,), generator=generator))
+            w = int(torch.randint(lo_t, max(lo_t + 1, min(hi_t, n)), (1,), generator=generator))
             if 0 < w < n:
                 s = int(torch.randint(0, n - w + 1, (1,), generator=generator))
                 keep[i, s:s + w, :] = 0
         for _ in range(int(cfg["num_freq_mask"])):
-            w = int(torch.randint(lo_f, max(lo_f, min(hi_f, d // 2)) + 1, (1,), generator=generator))
+            w = int(torch.randint(lo_f, max(lo_f + 1, min(hi_f, d // 2)), (1,), generator=generator))
             if w > 0:
                 s = int(torch.randint(0, d - w + 1, (1,), generator=generator))
                 keep[i, :, s:s + w] = 0
