@@ -8,6 +8,7 @@ import torch
 from upstream_fixtures import padded_audio, per_utterance_gap, save_tiny_hf
 
 import upstreams
+import upstreams.hf
 from upstreams.base import conv_out_lengths
 
 # preset, feature-extractor (do_normalize, return_attention_mask), expected stride, final LN
@@ -37,9 +38,20 @@ def audio():
     return padded_audio(LENGTHS, seed=3)
 
 
+@pytest.fixture
+def no_grouping(monkeypatch):
+    """Fail if an adapter falls back to equal-length groups instead of one padded forward."""
+    def refuse(*a, **k):
+        raise AssertionError("equal-length fallback ran")
+
+    monkeypatch.setattr(upstreams.hf, "run_in_length_groups", refuse)
+
+
 @pytest.mark.parametrize("preset,fe,stride,final_norm", FAMILIES, ids=[f[0] for f in FAMILIES])
-def test_layers_lengths_and_padding(hf_dirs, audio, preset, fe, stride, final_norm):
+def test_layers_lengths_and_padding(hf_dirs, audio, no_grouping, preset, fe, stride, final_norm):
+    """One padded forward (no equal-length fallback) gives every utterance its features alone."""
     up = upstreams.load(f"hf:{hf_dirs[preset]}")
+    assert up.batched and up.padding == "exact"
     cfg = up.model.config
     assert up.spec == f"hf:{hf_dirs[preset]}"
     assert [s.index for s in up.layers] == list(range(cfg.num_hidden_layers + 1)) == list(range(4))
@@ -88,7 +100,7 @@ def test_positions_match_transformers(hf_dirs, audio, preset):
 def test_input_normalisation_uses_valid_samples_only(hf_dirs):
     """A quiet utterance padded next to a loud one is normalised by its own statistics."""
     up = upstreams.load(f"hf:{hf_dirs['wav2vec2-tiny']}")
-    assert up.do_normalize and not up.use_attention_mask and not up.batched
+    assert up.do_normalize and up.batched
     wavs, lens = padded_audio([8000, 16000], seed=1)
     scaled = wavs.clone()
     scaled[0] *= 7.0  # normalisation makes the scale irrelevant
@@ -99,7 +111,7 @@ def test_input_normalisation_uses_valid_samples_only(hf_dirs):
 
 
 @pytest.mark.parametrize("preset", ["wav2vec2-tiny", "wav2vec2-large-tiny"])
-def test_cnn_layers(hf_dirs, audio, preset):
+def test_cnn_layers(hf_dirs, audio, no_grouping, preset):
     up = upstreams.load(f"hf:{hf_dirs[preset]}", cnn_layers=True)
     cfg = up.model.config
     names = [s.name for s in up.layers]
@@ -124,4 +136,35 @@ def test_missing_feature_extractor_falls_back_to_config_convention(tmp_path):
 
     AutoModel.from_config(preset_config("wav2vec2-large-tiny")).save_pretrained(tmp_path)
     up = upstreams.load(f"hf:{tmp_path}")
-    assert up.do_normalize and up.use_attention_mask and up.batched
+    assert up.do_normalize and up.batched
+
+
+@pytest.mark.parametrize("preset,leaks", [("wav2vec2-tiny", True), ("data2vec-audio-tiny", True),
+                                           ("sew-tiny", True), ("wav2vec2-large-tiny", False)])
+def test_s3prl_padding_is_the_plain_padded_call(hf_dirs, audio, preset, leaks):
+    """padding=s3prl is transformers' own padded forward with the padding mask (as s3prl runs
+    fairseq models): padding leaks where the architecture lets it, and nowhere else."""
+    from transformers import AutoModel
+
+    up = upstreams.load(f"hf:{hf_dirs[preset]}", padding="s3prl")
+    assert up.padding == "s3prl"
+    wavs, lens = audio
+    model = AutoModel.from_pretrained(hf_dirs[preset]).eval()
+    mask = (torch.arange(wavs.shape[1])[None] < lens[:, None]).long()
+    with torch.inference_mode():
+        ours = up(wavs, lens)
+        ref = model(upstreams.hf.normalize_valid(wavs, lens) if up.do_normalize else wavs,
+                    attention_mask=mask, output_hidden_states=True)
+    expected = list(ref.hidden_states[:-1]) + [ref.last_hidden_state if up.final_norm else ref.hidden_states[-1]]
+    for h, r, n in zip(ours.hidden, expected, ours.lengths, strict=True):
+        for i, t in enumerate(n.tolist()):
+            torch.testing.assert_close(h[i, :t], r[i, :t], atol=1e-5, rtol=1e-5)
+    gap = per_utterance_gap(up, wavs, lens)
+    assert gap > 1e-2 if leaks else gap < 1e-4
+
+
+def test_padding_option_is_checked(hf_dirs):
+    with pytest.raises(ValueError, match=r"padding='fairseq' is not one of exact, s3prl"):
+        upstreams.load(f"hf:{hf_dirs['hubert-tiny']}", padding="fairseq")
+    with pytest.raises(ValueError, match="padding="):
+        upstreams.load("randinit:hubert-tiny", padding="none")

@@ -12,11 +12,31 @@ transformers 4.x did. We follow s3prl: for those models the last layer is
 SEW / SEW-D pool frames by `squeeze_factor` before the transformer: all their transformer
 positions run at conv stride x squeeze_factor (e.g. 640 samples).
 
-Padding invariance: with a per-frame (layer-norm) conv encoder, an attention mask and no
-pooling, the padded batch runs at once with the mask. Otherwise (group-norm conv encoders
-such as wav2vec2-base normalise over time, padding included; SEW pooling windows straddle
-the end) the batch runs in groups of equal valid length, unpadded, which is exactly the
-per-utterance computation.
+Padding (`padding=`, an upstream option recorded in the spec and the config hash):
+
+- `exact` (default): the padded batch runs in ONE forward and every utterance gets the hidden
+  states it gets alone. Where padding would leak, the HF modules' own weights run through a
+  masked computation (`ValidLengths` carries the batch's valid lengths to them):
+  * group-norm conv encoders (wav2vec2 / HuBERT / WavLM / SEW Base): the first conv layer's
+    GroupNorm takes its statistics over each utterance's valid frames only (`ValidGroupNorm`).
+    Nothing else in the conv stack can leak: a valid output frame t < floor((n - k) / s) + 1
+    reads inputs t*s .. t*s + k - 1 <= n - 1, i.e. valid inputs only;
+  * the transformer gets the frame mask; HF zeroes padded frames before the positional conv,
+    whose zero padding then matches the utterance's own border;
+  * data2vec-audio's stacked positional convs and the conformer's depthwise convs read frames
+    past the valid end: padded frames are re-zeroed before each of them (pre-hooks);
+  * SEW / SEW-D pool `squeeze_factor` frames: HF's pooled mask keeps a window that straddles
+    the valid end (max-pool of the frame mask), a window that does not exist alone; the pooled
+    mask here keeps floor(frames / squeeze) windows, the utterance's own count, and SEW-D's
+    conv after its first layer sees re-zeroed padded windows;
+  * WavLM's relative position bias depends on offsets only, so it is exact under the mask.
+  The equal-length grouping of `upstreams.base.run_in_length_groups` remains only for
+  model types this adapter does not know (remote code), whose padding behaviour is unverified.
+- `s3prl`: the padded batch as s3prl runs its fairseq experts: one plain transformers call
+  with the padding mask for the transformer, nothing else masked, so padding leaks into
+  group-norm statistics, data2vec / conformer convolutions and straddling SEW windows.
+  (Frame validity follows HF's conv-length rule; fairseq's `forward_padding_mask` counts a
+  frame valid while any of its samples is, which can add one frame.)
 """
 
 from __future__ import annotations
@@ -43,10 +63,11 @@ log = logging.getLogger(__name__)
 # model_type values whose encoder applies a LayerNorm after the last transformer layer
 # regardless of config (the pre-LN families are detected from `do_stable_layer_norm`).
 _ALWAYS_FINAL_NORM = {"wav2vec2-conformer"}
-# model_types whose encoder is exactly padding-invariant under an attention mask. Others leak
-# padding into valid frames even with a mask: data2vec-audio's stacked positional convs and
-# the conformer's depthwise convs read the (non-zero) padded frames of the previous step.
-_MASK_EXACT = {"wav2vec2", "hubert", "wavlm", "unispeech", "unispeech-sat"}
+# model_types whose padded batch is made exact below (module docstring); others run in
+# equal-length groups.
+_EXACT_TYPES = {"wav2vec2", "hubert", "wavlm", "unispeech", "unispeech-sat", "data2vec-audio", "sew", "sew-d",
+                "wav2vec2-conformer"}
+PADDING_MODES = ("exact", "s3prl")
 
 
 def has_final_norm(config) -> bool:
@@ -62,6 +83,91 @@ def conv_is_per_frame(config) -> bool:
     return getattr(config, "feat_extract_norm", "layer") == "layer"
 
 
+def check_padding(padding: str, spec: str) -> str:
+    if padding not in PADDING_MODES:
+        raise ValueError(f"upstream spec {spec!r}: padding={padding!r} is not one of {', '.join(PADDING_MODES)}")
+    return padding
+
+
+class ValidLengths:
+    """The valid sample counts of the batch being run, at every rate the masked modules need.
+
+    Set for the duration of one exact forward (`active`); outside it (s3prl padding, or a
+    bare `model(wavs)` call) every masked module computes exactly what HF's module does.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.samples: torch.Tensor | None = None
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def active(self, samples: torch.Tensor) -> "ValidLengths":
+        self.samples, self._cache = samples, {}
+        return self
+
+    def __enter__(self) -> "ValidLengths":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.samples, self._cache = None, {}
+
+    def memo(self, key: str, make):
+        """`make()` once per forward (masks and lengths are shared by every layer)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def conv(self, layer: int) -> torch.Tensor:
+        """Valid frames after conv layer `layer` (0-based) of the feature encoder."""
+        cfg = self.model.config
+        return self.memo(f"conv{layer}", lambda: conv_out_lengths(
+            self.samples if layer == 0 else self.conv(layer - 1), int(cfg.conv_kernel[layer]),
+            int(cfg.conv_stride[layer])))
+
+    def frames(self) -> torch.Tensor:
+        return self.conv(len(self.model.config.conv_kernel) - 1)
+
+    def pooled(self) -> torch.Tensor:
+        """SEW / SEW-D windows an utterance has alone: min(frames // squeeze, positional conv frames)."""
+        def make() -> torch.Tensor:
+            n = self.frames()
+            pos = self.model.encoder.pos_conv_embed
+            k, s, p = pos.conv.kernel_size[0], pos.conv.stride[0], pos.conv.padding[0]
+            pos_n = conv_out_lengths(n + 2 * p, k, s) - int(getattr(pos.padding, "num_pad_remove", 0))
+            return torch.minimum(torch.div(n, int(self.model.config.squeeze_factor), rounding_mode="floor"), pos_n)
+        return self.memo("pooled", make)
+
+
+class ValidGroupNorm(torch.nn.Module):
+    """The conv encoder's GroupNorm (wav2vec2 Base's first conv layer: one group per channel,
+    normalised over time) with statistics over each utterance's valid frames only.
+
+    It takes over the HF GroupNorm's own weight and bias (same state-dict names). Without
+    active lengths it is `F.group_norm`, i.e. HF's module. Statistics run in float32, as
+    autocast runs group_norm.
+    """
+
+    def __init__(self, norm: torch.nn.GroupNorm, lengths: ValidLengths, layer: int):
+        super().__init__()
+        self.num_groups, self.eps = norm.num_groups, norm.eps
+        self.weight, self.bias = norm.weight, norm.bias
+        self.lengths, self.layer = lengths, layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lengths.samples is None:
+            return torch.nn.functional.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        n = self.lengths.conv(self.layer)
+        b, c, t = x.shape
+        xg = x.float().reshape(b, self.num_groups, -1, t)
+        keep = valid_mask(n, t)[:, None, None, :].to(xg.dtype)
+        count = (n.clamp(min=1) * (c // self.num_groups)).to(xg.dtype)[:, None, None, None]
+        mean = (xg * keep).sum((2, 3), keepdim=True) / count
+        centred = xg - mean
+        var = (centred * keep).square().sum((2, 3), keepdim=True) / count
+        y = (centred * torch.rsqrt(var + self.eps)).reshape(b, c, t)
+        return y * self.weight.float()[None, :, None] + self.bias.float()[None, :, None]
+
+
 class HFUpstream(UpstreamBase):
     """Wraps a transformers audio base model (Wav2Vec2Model, HubertModel, ...)."""
 
@@ -71,8 +177,8 @@ class HFUpstream(UpstreamBase):
         spec: str,
         revision: str,
         do_normalize: bool,
-        use_attention_mask: bool,
         cnn_layers: bool = False,
+        padding: str = "exact",
     ):
         super().__init__()
         cfg = model.config
@@ -87,14 +193,18 @@ class HFUpstream(UpstreamBase):
         self.spec = spec
         self.revision = revision
         self.do_normalize = bool(do_normalize)
-        self.use_attention_mask = bool(use_attention_mask)
         self.cnn_layers = bool(cnn_layers)
+        self.padding = check_padding(padding, spec)
         self.final_norm = has_final_norm(cfg)
         self.squeeze = int(getattr(cfg, "squeeze_factor", 1) or 1)
-        # Batched-with-mask is exact only when nothing normalises, pools or convolves across
-        # time over padded frames; everything else runs in equal-length groups.
-        self.batched = (self.use_attention_mask and conv_is_per_frame(cfg) and self.squeeze == 1
-                        and cfg.model_type in _MASK_EXACT)
+        self.valid = ValidLengths(model)
+        # one padded forward per batch, except for model types whose padding is unverified
+        self.batched = self.padding == "s3prl" or cfg.model_type in _EXACT_TYPES
+        if self.batched:
+            self._install_masks()
+        else:
+            log.warning("%s: model_type %r is not known to be padding-exact; batches run in equal-length groups",
+                        spec, cfg.model_type)
         conv_hop = math.prod(int(s) for s in cfg.conv_stride)
         n_tf = int(cfg.num_hidden_layers)
         tf_layers = [
@@ -110,6 +220,61 @@ class HFUpstream(UpstreamBase):
         cnn = cnn_layer_specs(cfg.conv_kernel, cfg.conv_stride, cfg.conv_dim) if self.cnn_layers else []
         self.layers = cnn + tf_layers
         self.freeze()
+
+    # ------------------------------------------------------------ exact padding
+
+    def _install_masks(self) -> None:
+        """Put the masked computations of the module docstring into the model (inactive
+        until `self.valid` holds lengths)."""
+        model, valid = self.model, self.valid
+        for i, layer in enumerate(model.feature_extractor.conv_layers):
+            if isinstance(getattr(layer, "layer_norm", None), torch.nn.GroupNorm):
+                layer.layer_norm = ValidGroupNorm(layer.layer_norm, valid, i)
+        kind = model.config.model_type
+        if kind == "data2vec-audio":
+            for layer in model.encoder.pos_conv_embed.layers:
+                layer.conv.register_forward_pre_hook(self._zero_padded(valid.frames))
+        elif kind == "wav2vec2-conformer":
+            for layer in model.encoder.layers:
+                layer.conv_module.depthwise_conv.register_forward_pre_hook(self._zero_padded(valid.frames))
+        elif kind == "sew":
+            for layer in model.encoder.layers:
+                layer.register_forward_pre_hook(self._sew_layer_mask, with_kwargs=True)
+        elif kind == "sew-d":
+            model.encoder.encoder.register_forward_pre_hook(self._sewd_pooled_mask)
+            if model.encoder.encoder.conv is not None:
+                model.encoder.encoder.conv.conv.register_forward_pre_hook(self._zero_padded(valid.pooled))
+
+    def _zero_padded(self, lengths):
+        """Forward pre-hook for a Conv1d over [B, C, T] frames: padded frames -> 0."""
+        def hook(module, args):
+            if self.valid.samples is None:
+                return None
+            x = args[0]
+            keep = valid_mask(lengths(), x.shape[-1])[:, None, :].to(x.dtype)
+            return (x * keep, *args[1:])
+        return hook
+
+    def _sew_layer_mask(self, module, args, kwargs):
+        """SEW layers attend over the utterance's own pooled windows (not HF's max-pooled mask)."""
+        if self.valid.samples is None:
+            return None
+        from transformers.masking_utils import create_bidirectional_mask
+
+        hidden = args[0]
+        kwargs["attention_mask"] = self.valid.memo("sew_mask", lambda: create_bidirectional_mask(
+            config=self.model.config, inputs_embeds=hidden,
+            attention_mask=valid_mask(self.valid.pooled(), hidden.shape[1])))
+        return args, kwargs
+
+    def _sewd_pooled_mask(self, module, args):
+        """SEW-D's transformer gets the utterance's own pooled windows as its mask."""
+        if self.valid.samples is None:
+            return None
+        hidden = args[0]
+        return (hidden, valid_mask(self.valid.pooled(), hidden.shape[1]).long(), *args[2:])
+
+    # ------------------------------------------------------------ forward
 
     def _run(self, wavs: torch.Tensor, attention_mask: torch.Tensor | None) -> list[torch.Tensor]:
         """One model call; returns [cnn..., layer0..layerL] as [B, T, D]."""
@@ -133,20 +298,17 @@ class HFUpstream(UpstreamBase):
         if self.do_normalize:
             wavs = normalize_valid(wavs, wav_lens)
         if not self.batched:
-            def one_group(w: torch.Tensor) -> list[torch.Tensor]:
-                mask = torch.ones_like(w, dtype=torch.long) if self.use_attention_mask else None
-                return self._run(w, mask)
-
-            return run_in_length_groups(one_group, wavs, wav_lens)
-        hidden = self._run(wavs, valid_mask(wav_lens, wavs.shape[1]).long())
-        cfg = self.model.config
-        lengths = []
-        n = wav_lens
-        if self.cnn_layers:
-            for k, s in zip(cfg.conv_kernel, cfg.conv_stride):
-                n = conv_out_lengths(n, int(k), int(s))
-                lengths.append(n)
-        frames = self.model._get_feat_extract_output_lengths(wav_lens).long()
+            return run_in_length_groups(lambda w: self._run(w, torch.ones_like(w, dtype=torch.long)), wavs, wav_lens)
+        mask = valid_mask(wav_lens, wavs.shape[1]).long()
+        if self.padding == "s3prl":
+            hidden = self._run(wavs, mask)
+        else:
+            with self.valid.active(wav_lens):
+                hidden = self._run(wavs, mask)
+        with self.valid.active(wav_lens):
+            n_conv = len(self.model.config.conv_kernel)
+            lengths = [self.valid.conv(i) for i in range(n_conv)] if self.cnn_layers else []
+            frames = self.valid.pooled() if self.squeeze > 1 else self.valid.frames()
         lengths += [frames] * (len(hidden) - len(lengths))
         return UpstreamOutput(hidden=hidden, lengths=lengths)
 
@@ -160,6 +322,7 @@ def load_hf(
     *,
     spec: str,
     cnn_layers: bool = False,
+    padding: str = "exact",
     trust_remote_code: bool = False,
     revision: str | None = None,
 ) -> HFUpstream:
@@ -187,17 +350,16 @@ def load_hf(
     try:
         fe = AutoFeatureExtractor.from_pretrained(src, **kw)
         do_normalize = bool(getattr(fe, "do_normalize", False))
-        use_mask = bool(getattr(fe, "return_attention_mask", False))
     except (OSError, ValueError) as e:
         # HF convention of the published checkpoints: layer-norm conv encoders were trained on
-        # normalised audio with masks, group-norm ones take neither.
-        use_mask = do_normalize = conv_is_per_frame(config)
-        log.warning("%s: no feature-extractor config (%s); using do_normalize=%s, attention mask=%s",
-                    spec, e.__class__.__name__, do_normalize, use_mask)
+        # normalised audio, group-norm ones on raw audio.
+        do_normalize = conv_is_per_frame(config)
+        log.warning("%s: no feature-extractor config (%s); using do_normalize=%s",
+                    spec, e.__class__.__name__, do_normalize)
     if local:
         files = [p for p in Path(src).iterdir() if p.suffix in {".json", ".safetensors", ".bin"}]
         rev = file_checksum(files)
     else:
         rev = getattr(config, "_commit_hash", None) or revision or "unresolved"
-    return HFUpstream(model, spec=spec, revision=rev, do_normalize=do_normalize,
-                      use_attention_mask=use_mask, cnn_layers=cnn_layers)
+    return HFUpstream(model, spec=spec, revision=rev, do_normalize=do_normalize, cnn_layers=cnn_layers,
+                      padding=padding)

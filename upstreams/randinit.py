@@ -12,9 +12,8 @@ layer-norm conv encoder, as in wav2vec2-large-lv60 / hubert-large-ll60k / wavlm-
 per conv layer, the same 7-layer conv stack with a total stride of 320).
 
 Input convention (no feature-extractor file exists for a random model): audio is
-normalised per utterance (as every published checkpoint's extractor does), and an
-attention mask is passed when the conv encoder is per-frame (layer norm), as in HF's
-published large checkpoints.
+normalised per utterance (as every published checkpoint's extractor does). `padding=`
+(exact | s3prl) is the hf adapter's padding mode (see `upstreams.hf`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from pathlib import Path
 import torch
 
 from upstreams.base import file_checksum, unresolved
-from upstreams.hf import HFUpstream, conv_is_per_frame
+from upstreams.hf import HFUpstream
 
 _LARGE = dict(
     hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
@@ -110,7 +109,8 @@ def _config_from_file(name: str, spec: str):
     return AutoConfig.for_model(model_type, **d), file_checksum([path])
 
 
-def load_randinit(name: str, *, spec: str, seed: int = 0, cnn_layers: bool = False) -> HFUpstream:
+def load_randinit(name: str, *, spec: str, seed: int = 0, cnn_layers: bool = False,
+                  padding: str = "exact") -> HFUpstream:
     """Build the preset (or config file) with weights drawn under `seed`."""
     from transformers import AutoModel
 
@@ -123,6 +123,5 @@ def load_randinit(name: str, *, spec: str, seed: int = 0, cnn_layers: bool = Fal
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = AutoModel.from_config(config)
-    per_frame = conv_is_per_frame(config)
-    return HFUpstream(model, spec=spec, revision=revision, do_normalize=True,
-                      use_attention_mask=per_frame, cnn_layers=cnn_layers)
+    return HFUpstream(model, spec=spec, revision=revision, do_normalize=True, cnn_layers=cnn_layers,
+                      padding=padding)
