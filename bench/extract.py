@@ -3,12 +3,19 @@
 This is the only place an upstream is called. Probe banks, pooled caches and CCA samplers
 all consume the `UpstreamOutput` of `forward_batches`, so no layer ever costs a forward of
 its own.
+
+Audio never loads on the critical path: `audio_batches` decodes, resamples and collates in
+DataLoader worker processes (`LAYERBENCH_WORKERS`, default from the CPU count) that run ahead
+of the forward (prefetch), into pinned memory on CUDA. Batches come back in the order asked
+for whatever the worker count, so results do not depend on it (and it is not in any config
+hash).
 """
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 
 import numpy as np
@@ -64,11 +71,67 @@ def collate_audio(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tens
     return out, lens
 
 
-def load_batch(utts: Sequence[Utterance], pin: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    wavs, lens = collate_audio([u.load() for u in utts])
-    if pin:
-        wavs, lens = wavs.pin_memory(), lens.pin_memory()
-    return wavs, lens
+def load_batch(utts: Sequence[Utterance]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load and collate in this process (one-off batches; streams use `audio_batches`)."""
+    return collate_audio([u.load() for u in utts])
+
+
+WORKERS_ENV = "LAYERBENCH_WORKERS"
+PREFETCH = 4  # batches each worker keeps ready ahead of the forward
+
+
+def loader_workers() -> int:
+    """Audio-loading worker processes: $LAYERBENCH_WORKERS, else one per spare core (at most 8;
+    0 = load in this process)."""
+    raw = os.environ.get(WORKERS_ENV)
+    if raw is None or raw == "":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return min(8, max(0, cpus - 1))
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"{WORKERS_ENV}={raw!r}: give the number of audio-loading worker processes (an integer >= 0)")
+    return n
+
+
+class _IndexedBatches(torch.utils.data.Dataset):
+    """Map-style dataset whose keys are lists of utterance indices: item = (indices, wavs, lens)."""
+
+    def __init__(self, utts: Sequence[Utterance]):
+        self.utts = utts
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def __getitem__(self, idx: list[int]) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        wavs, lens = collate_audio([self.utts[i].load() for i in idx])
+        return list(idx), wavs, lens
+
+
+def _as_is(item):
+    return item
+
+
+def audio_batches(
+    utts: Sequence[Utterance],
+    batches: Iterable[Sequence[int]],
+    pin: bool = False,
+    workers: int | None = None,
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """(indices, wavs [B, S], lens [B]) for each index list of `batches`, in that order.
+
+    `batches` may be endless (a training stream). With workers > 0, loading runs in DataLoader
+    worker processes with `PREFETCH` batches each in flight; `pin` puts them in pinned memory
+    (for non-blocking copies to CUDA).
+    """
+    workers = loader_workers() if workers is None else workers
+    loader = torch.utils.data.DataLoader(
+        _IndexedBatches(utts), sampler=batches, batch_size=None, collate_fn=_as_is, num_workers=workers,
+        pin_memory=pin, prefetch_factor=PREFETCH if workers else None, persistent_workers=False,
+    )
+    yield from loader
 
 
 def forward(
@@ -101,9 +164,7 @@ def forward_batches(
 ) -> Iterator[tuple[list[int], UpstreamOutput]]:
     """Yield (utterance indices, every layer's output) for length-bucketed batches of `utts`."""
     batches = length_buckets([u.duration for u in utts], max_seconds, max_size)
-    pin = device.type == "cuda"
     with tqdm(total=len(utts), unit="utt", desc=desc or upstream.spec, disable=desc is False, leave=False) as bar:
-        for idx in batches:
-            wavs, lens = load_batch([utts[i] for i in idx], pin=pin)
+        for idx, wavs, lens in audio_batches(utts, batches, pin=device.type == "cuda"):
             yield idx, forward(upstream, wavs, lens, device, bf16=bf16)
             bar.update(len(idx))

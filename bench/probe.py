@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
 from bench.data.manifest import Corpus, Utterance
-from bench.extract import forward, length_buckets, load_batch, pick_device
+from bench.extract import audio_batches, forward, length_buckets, pick_device
 from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, write_result
 from bench.types import LayerSpec, Upstream, UpstreamOutput
 
@@ -509,29 +509,38 @@ def _frames(out: UpstreamOutput) -> Features:
 
 
 class FrameFeeder:
-    """Length-bucketed batches of a split through the upstream (one forward per batch)."""
+    """Length-bucketed batches of a split through the upstream (one forward per batch); audio
+    loads ahead in `bench.extract.audio_batches` workers."""
 
     def __init__(self, upstream: Upstream, task, space, device: torch.device, params: dict[str, Any]):
         self.upstream, self.task, self.space, self.device, self.params = upstream, task, space, device, params
-        self.forward_s = 0.0
+        self.forward_s = 0.0  # waiting for audio + upstream forward
         self.kept: dict[int, list[tuple[Features, Any]]] = {}
 
-    def batch(self, utts: Sequence[Utterance]) -> tuple[Features, Any]:
-        t0 = time.perf_counter()
-        wavs, lens = load_batch(utts, pin=self.device.type == "cuda")
-        out = forward(self.upstream, wavs, lens, self.device, bf16=bool(self.params["extract"]["bf16"]))
-        feats = _frames(out)
-        self.forward_s += time.perf_counter() - t0
-        return feats, self.task.targets(utts, self.space)
+    def stream(self, utts: Sequence[Utterance], batches: Iterable[list[int]]) -> Iterator[tuple[Features, Any]]:
+        loaded = audio_batches(utts, batches, pin=self.device.type == "cuda")
+        bf16 = bool(self.params["extract"]["bf16"])
+        while True:
+            t0 = time.perf_counter()
+            item = next(loaded, None)
+            if item is None:
+                return
+            idx, wavs, lens = item
+            feats = _frames(forward(self.upstream, wavs, lens, self.device, bf16=bf16))
+            self.forward_s += time.perf_counter() - t0
+            yield feats, self.task.targets([utts[i] for i in idx], self.space)
 
     def train(self, utts: Sequence[Utterance], seed: int) -> Iterator[tuple[Features, Any]]:
-        epoch = 0
         durs = [u.duration for u in utts]
-        while True:
-            for idx in length_buckets(durs, float(self.params["max_batch_seconds"]), int(self.params["batch_size"]),
-                                      shuffle=True, seed=seed * 100003 + epoch):
-                yield self.batch([utts[i] for i in idx])
-            epoch += 1
+
+        def epochs() -> Iterator[list[int]]:
+            epoch = 0
+            while True:
+                yield from length_buckets(durs, float(self.params["max_batch_seconds"]),
+                                          int(self.params["batch_size"]), shuffle=True, seed=seed * 100003 + epoch)
+                epoch += 1
+
+        return self.stream(utts, epochs())
 
     def split(self, utts: Sequence[Utterance]) -> Iterator[tuple[Features, Any]]:
         """Evaluation batches; with extract.keep_eval the first pass is kept in memory (small corpora)."""
@@ -540,8 +549,8 @@ class FrameFeeder:
             yield from self.kept[id(utts)]
             return
         kept = []
-        for idx in length_buckets([u.duration for u in utts], float(ex["max_seconds"]), int(ex["max_size"])):
-            item = self.batch([utts[i] for i in idx])
+        buckets = length_buckets([u.duration for u in utts], float(ex["max_seconds"]), int(ex["max_size"]))
+        for item in self.stream(utts, buckets):
             if ex.get("keep_eval"):
                 kept.append((Features([h.cpu() for h in item[0].layers], [n.cpu() for n in item[0].lengths]),
                              item[1]))
