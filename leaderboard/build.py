@@ -7,6 +7,7 @@ from pathlib import Path
 from bench.compare import CompareConfig, Comparison, ResultSet, compare, load_compare_config, parse_results
 from bench.results import load_results
 from leaderboard.html import render_html
+from leaderboard.overlay import overlay_plots
 from leaderboard.plots import make_plots
 from leaderboard.tables import display_table, leaderboard_entries, write_tables
 
@@ -48,6 +49,7 @@ def build_leaderboard(
     entries = leaderboard_entries(rs, comp)
     paths: dict[str, Path] = dict(write_tables(entries, out_dir, _failures(rs, comp), upstreams))
     plots = make_plots(rs, comp, full, out_dir / "plots")
+    plots.update(overlay_plots(rs, out_dir / "plots"))
     page = render_html(display_table(entries, upstreams), comp, plots, title)
     html_path = out_dir / "index.html"
     tmp = html_path.with_suffix(".html.tmp")

@@ -165,7 +165,8 @@ def to_latex(entries: list[Entry], upstreams: list[tuple[str, str]] | None = Non
     tasks = _tasks(entries)
     by_key = {(e.upstream, e.task): e for e in entries}
     columns = pd.MultiIndex.from_tuples(
-        [(task_header(t, m, h, arrows=False), f) for t, m, h in tasks for f in ("WS", "best", "layer", "CCA pick", "CCA layer")]
+        [(task_header(t, m, h, arrows=False), f) for t, m, h in tasks for f in ("WS", "best", "layer", "CCA pick", "CCA layer")],
+        names=[None, None],  # two levels even when a CCA-only run has no task column
     )
     data, index = [], []
     for up, display in _upstreams(entries, upstreams):

@@ -16,6 +16,8 @@ from results_fixtures import FBANK, HUBERT, cca_result, probe_result, realistic_
 PLOTS = {
     "layers_fbank", "layers_hf_tiny-hubert", "scatter_fbank", "scatter_hf_tiny-hubert",
     "rank_correlation_heatmap", "best_layer_vs_weighted_sum",
+    # both upstreams on one axes: the CCA properties and the task both have results for
+    "overlay_cca_phone", "overlay_cca_word", "overlay_task_pr",
 }
 
 

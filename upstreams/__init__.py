@@ -8,7 +8,7 @@ one line here. Modules are imported on first use, so listing families stays chea
 
 Options shared by the model families: `cnn_layers=True` also exposes the conv feature
 encoder as `cnn1..cnnN` (negative LayerSpec indices, listed before layer 0); `seed` (randinit
-and torchaudio without weights), `trust_remote_code` and `revision` (hf), `ckpt` (s3prl),
+and torchaudio without weights), `trust_remote_code`, `revision` and `ctc_logits` (hf), `ckpt` (s3prl),
 `pretrained` (torchaudio).
 """
 

@@ -12,6 +12,13 @@ transformers 4.x did. We follow s3prl: for those models the last layer is
 SEW / SEW-D pool frames by `squeeze_factor` before the transformer: all their transformer
 positions run at conv stride x squeeze_factor (e.g. 640 samples).
 
+Fine-tuned CTC checkpoints (`Wav2Vec2ForCTC`, `HubertForCTC`, `WavLMForCTC`, ...; recognised
+by `architectures` in config.json) expose their encoder exactly like the base model, same
+names and positions, so a pre-trained model and its fine-tuned twin line up layer by layer.
+`ctc_logits=True` adds the CTC head's output as one more layer, `ctc_logits` (index L+1, dim
+= vocabulary size, at the transformer's rate): the head applied to the last layer as the
+model computes it (dropout is off in eval), before any softmax.
+
 Padding (`padding=`, an upstream option recorded in the spec and the config hash):
 
 - `exact` (default): the padded batch runs in ONE forward and every utterance gets the hidden
@@ -179,6 +186,7 @@ class HFUpstream(UpstreamBase):
         do_normalize: bool,
         cnn_layers: bool = False,
         padding: str = "exact",
+        ctc_head: torch.nn.Linear | None = None,
     ):
         super().__init__()
         cfg = model.config
@@ -190,6 +198,7 @@ class HFUpstream(UpstreamBase):
                     "unispeech-sat, sew, sew-d, wav2vec2-conformer"
                 )
         self.model = model
+        self.ctc_head = ctc_head
         self.spec = spec
         self.revision = revision
         self.do_normalize = bool(do_normalize)
@@ -217,6 +226,9 @@ class HFUpstream(UpstreamBase):
             )
             for i in range(n_tf + 1)
         ]
+        if ctc_head is not None:
+            tf_layers.append(LayerSpec(name="ctc_logits", index=n_tf + 1, dim=int(ctc_head.out_features),
+                                       stride=conv_hop * self.squeeze))
         cnn = cnn_layer_specs(cfg.conv_kernel, cfg.conv_stride, cfg.conv_dim) if self.cnn_layers else []
         self.layers = cnn + tf_layers
         self.freeze()
@@ -277,7 +289,7 @@ class HFUpstream(UpstreamBase):
     # ------------------------------------------------------------ forward
 
     def _run(self, wavs: torch.Tensor, attention_mask: torch.Tensor | None) -> list[torch.Tensor]:
-        """One model call; returns [cnn..., layer0..layerL] as [B, T, D]."""
+        """One model call; returns [cnn..., layer0..layerL(, ctc_logits)] as [B, T, D]."""
         captured: list[torch.Tensor] = []
         hooks = []
         if self.cnn_layers:
@@ -291,6 +303,8 @@ class HFUpstream(UpstreamBase):
         hidden = list(out.hidden_states)
         if self.final_norm:
             hidden[-1] = out.last_hidden_state
+        if self.ctc_head is not None:
+            hidden.append(self.ctc_head(out.last_hidden_state))
         return captured + hidden
 
     def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> UpstreamOutput:
@@ -325,9 +339,11 @@ def load_hf(
     padding: str = "exact",
     trust_remote_code: bool = False,
     revision: str | None = None,
+    ctc_logits: bool = False,
 ) -> HFUpstream:
-    """Load `name` (hub id or local dir) with AutoConfig/AutoModel/AutoFeatureExtractor."""
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+    """Load `name` (hub id or local dir) with AutoConfig/AutoModel/AutoFeatureExtractor; a CTC
+    fine-tuned checkpoint with AutoModelForCTC, keeping its encoder (and head, when asked)."""
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForCTC
 
     if not name:
         raise ValueError(f"upstream spec {spec!r}: give a hub id or a local folder after 'hf:'")
@@ -344,7 +360,17 @@ def load_hf(
     kw = dict(trust_remote_code=trust_remote_code, revision=revision)
     try:
         config = AutoConfig.from_pretrained(src, **kw)
-        model = AutoModel.from_pretrained(src, config=config, **kw)
+        is_ctc = any(str(a).endswith("ForCTC") for a in getattr(config, "architectures", None) or [])
+        if ctc_logits and not is_ctc:
+            raise ValueError(f"upstream spec {spec!r}: ctc_logits asks for a CTC head, but {src!r} is not a CTC "
+                             f"fine-tuned checkpoint (architectures: {getattr(config, 'architectures', None)})")
+        ctc_head = None
+        if is_ctc:
+            ctc = AutoModelForCTC.from_pretrained(src, config=config, **kw)
+            model = getattr(ctc, ctc.base_model_prefix)
+            ctc_head = ctc.lm_head if ctc_logits else None
+        else:
+            model = AutoModel.from_pretrained(src, config=config, **kw)
     except OSError as e:
         raise ValueError(f"upstream spec {spec!r}: could not load {src!r} from the hub or disk: {e}") from e
     try:
@@ -362,4 +388,4 @@ def load_hf(
     else:
         rev = getattr(config, "_commit_hash", None) or revision or "unresolved"
     return HFUpstream(model, spec=spec, revision=rev, do_normalize=do_normalize, cnn_layers=cnn_layers,
-                      padding=padding)
+                      padding=padding, ctc_head=ctc_head)
