@@ -155,8 +155,7 @@ def align(words: list[str], text: str, events: list, audio: np.ndarray, rate: in
             new -= 1
         raw[k - 1] = (pw, pm, ps, new)
         raw[k] = (w, m, new, t)
-    phones: list[Segment] = []
-    word_span: dict[int, list[float]] = {}
+    units: list[tuple[int, str, float, float]] = []  # (word index, ARPAbet phone, start, end) in samples
     last_word = -1
     for w, m, s, t in raw:
         if w < 0:
@@ -166,15 +165,48 @@ def align(words: list[str], text: str, events: list, audio: np.ndarray, rate: in
         last_word = w
         arpa = to_arpabet(m)
         cuts = np.linspace(s, t, len(arpa) + 1)
-        for p, a, b in zip(arpa, cuts[:-1], cuts[1:]):
-            phones.append(Segment(p, round(float(a) / rate, 6), round(float(b) / rate, 6)))
-        span = word_span.setdefault(w, [phones[-len(arpa)].start, phones[-1].end])
+        units.extend((w, p, float(a), float(b)) for p, a, b in zip(arpa, cuts[:-1], cuts[1:]))
+    units = lengthen_short_phones(units, MIN_PHONE_S * rate)
+    phones: list[Segment] = []
+    word_span: dict[int, list[float]] = {}
+    for w, p, a, b in units:
+        phones.append(Segment(p, round(a / rate, 6), round(b / rate, 6)))
+        span = word_span.setdefault(w, [phones[-1].start, phones[-1].end])
         span[1] = phones[-1].end
     missing = [words[i] for i in range(len(words)) if i not in word_span]
     if missing:
         raise AlignmentError(f"no phones for word(s) {missing}")
     segs = [Segment(words[i].lower(), *word_span[i]) for i in range(len(words))]
     return segs, phones
+
+
+def lengthen_short_phones(units: list[tuple[int, str, float, float]], min_len: float) -> list[tuple[int, str, float, float]]:
+    """Move inner boundaries of each run of touching phones so that every phone lasts `min_len`.
+
+    espeak sometimes gives a phone (an /R/ after a vowel, say) a few milliseconds, shorter than
+    an aligner's 10-ms frame; such a boundary is not a clean alignment, and redrawing the
+    sentence failed for some seeds. A run's outer ends (next to silence) stay fixed; the inner
+    boundaries move as little as needed (a forward then a backward pass). A run too short to
+    hold its phones at `min_len` each is left as it is, and `check_alignment` rejects it.
+    """
+    out = list(units)
+    start = 0
+    while start < len(out):
+        end = start
+        while end + 1 < len(out) and out[end + 1][2] == out[end][3]:
+            end += 1
+        bounds = [out[start][2]] + [u[3] for u in out[start : end + 1]]
+        n = len(bounds) - 1
+        if bounds[-1] - bounds[0] >= n * min_len:
+            for i in range(1, n):
+                bounds[i] = max(bounds[i], bounds[i - 1] + min_len)
+            for i in range(n - 1, 0, -1):
+                bounds[i] = min(bounds[i], bounds[i + 1] - min_len)
+            for k in range(n):
+                w, p, _, _ = out[start + k]
+                out[start + k] = (w, p, bounds[k], bounds[k + 1])
+        start = end + 1
+    return out
 
 
 def check_alignment(words: list[str], word_segs: list[Segment], phones: list[Segment], duration: float) -> None:
