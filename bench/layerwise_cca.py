@@ -105,7 +105,10 @@ def _corpus_root(corpus: str | os.PathLike | Corpus) -> Path:
 
 
 def _spec(upstream: str | Upstream) -> str:
-    return upstream if isinstance(upstream, str) else upstream.spec
+    """The canonical spec (options included, sorted): the upstream's part of a unit's identity."""
+    import upstreams
+
+    return upstreams.canonical(upstream) if isinstance(upstream, str) else upstream.spec
 
 
 def unit_config(prop: str, cfg: dict[str, Any], upstream: str, corpus_root: Path, seed: int) -> dict[str, Any]:
@@ -117,7 +120,6 @@ def unit_config(prop: str, cfg: dict[str, Any], upstream: str, corpus_root: Path
         "corpus": str(corpus_root),
         "corpus_kind": cfg["corpus_kind"],
         "split": cfg["split"],
-        "upstream_opts": cfg["upstream_opts"],
         "bf16": bool(cfg["batch"]["bf16"]),
         "seed": seed,
     }
@@ -133,7 +135,7 @@ def unit_config(prop: str, cfg: dict[str, Any], upstream: str, corpus_root: Path
 
 
 def plan_cca(
-    upstream: str,
+    upstream: str | Upstream,
     corpus: str | os.PathLike | Corpus,
     properties: list[str],
     *,
@@ -149,7 +151,7 @@ def plan_cca(
     planned = []
     for prop in expand_properties(properties):
         config = unit_config(prop, cfg, spec, root, seed)
-        planned.append((prop, result_path(out_dir, "cca", spec, prop), config, config_hash(config)))
+        planned.append((prop, result_path(out_dir, "cca", spec, prop, seed), config, config_hash(config)))
     return planned
 
 
@@ -401,7 +403,7 @@ def run_cca(
     from bench.extract import forward_batches, pick_device
 
     t_start = time.perf_counter()
-    planned = plan_cca(_spec(upstream), corpus, properties, preset=preset, overrides=overrides,
+    planned = plan_cca(upstream, corpus, properties, preset=preset, overrides=overrides,
                        out_dir=out_dir, seed=seed)
     outcomes: dict[str, UnitOutcome] = {}
     todo = []
@@ -419,7 +421,7 @@ def run_cca(
 
             corp = open_corpus(corpus, cfg["corpus_kind"])
         dev = pick_device(device)
-        up = _load_upstream(upstream, cfg)
+        up = _load_upstream(upstream)
         up = up.to(dev) or up
         layers = list(up.layers)
         props = [t[0] for t in todo]
@@ -486,10 +488,7 @@ def _n_utts(prop: str, s: _Samples) -> int:
     return len(keys)
 
 
-def _load_upstream(upstream: str | Upstream, cfg: dict[str, Any]) -> Upstream:
-    if not isinstance(upstream, str):
-        return upstream
+def _load_upstream(upstream: str | Upstream) -> Upstream:
     import upstreams
 
-    opts = {k: v for k, v in (cfg.get("upstream_opts") or {}).items() if v}
-    return upstreams.load(upstream, **opts)
+    return upstreams.load(upstream) if isinstance(upstream, str) else upstream

@@ -328,11 +328,18 @@ def weighted_sum_layers(specs: Sequence[LayerSpec]) -> list[int]:
     return max(groups.values(), key=lambda ids: (len(ids), max(ids)))
 
 
+def _spec(upstream: str | Upstream) -> str:
+    """The canonical spec (options included, sorted): the upstream's part of a unit's identity."""
+    import upstreams
+
+    return upstreams.canonical(upstream) if isinstance(upstream, str) else upstream.spec
+
+
 def plan_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *, preset: str = "quick",
                overrides: dict | None = None, layers: Any = None, out_dir: str | os.PathLike = "runs",
                seed: int = 0) -> tuple[Path, dict[str, Any], str]:
     """Result path, resolved config and config hash of one unit; loads no model and no audio."""
-    spec = upstream if isinstance(upstream, str) else upstream.spec
+    spec = _spec(upstream)
     root = corpus.root if isinstance(corpus, Corpus) else corpus
     params = resolve_params(task, preset, overrides)
     config = {
@@ -344,7 +351,7 @@ def plan_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus,
         "corpus": str(Path(root).resolve()),
         "seed": int(seed),
     }
-    return result_path(out_dir, "probe", spec, task), config, config_hash(config)
+    return result_path(out_dir, "probe", spec, task, seed), config, config_hash(config)
 
 
 # ---------------------------------------------------------------- the bank

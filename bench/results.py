@@ -47,9 +47,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unnamed"
 
 
-def result_path(out_dir: str | os.PathLike, kind: str, upstream: str, name: str) -> Path:
-    """`<out>/<kind>/<upstream>__<task-or-property>.json`."""
-    return Path(out_dir) / kind / f"{slug(upstream)}__{slug(name)}.json"
+def result_path(out_dir: str | os.PathLike, kind: str, upstream: str, name: str, seed: int = 0) -> Path:
+    """`<out>/<kind>/<upstream>__<task-or-property>[__seed<N>].json` (no suffix for seed 0).
+
+    `upstream` is the canonical spec, options included, so two option values or two seeds
+    never share a file.
+    """
+    suffix = f"__seed{seed}" if seed else ""
+    return Path(out_dir) / kind / f"{slug(upstream)}__{slug(name)}{suffix}.json"
 
 
 def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:

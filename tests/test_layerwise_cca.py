@@ -129,11 +129,11 @@ def test_resume_skips_finished_properties_and_hash_follows_relevant_config(tone_
                     progress=False, device="cpu")
     assert up.calls == calls and all(o.skipped for o in again)
     assert [o.result["per_layer"] for o in again] == [o.result["per_layer"] for o in first]
-    plan = {p: h for p, _, _, h in plan_cca("fake:tones", tone_corpus, ["mel", "phone"], preset="quick",
+    plan = {p: h for p, _, _, h in plan_cca(up, tone_corpus, ["mel", "phone"], preset="quick",
                                             overrides=SMALL, out_dir=tmp_path)}
     assert plan == {o.result["property"]: o.result["config_hash"] for o in first}
     changed = {**SMALL, "phone": {"per_label": 25}}
-    plan2 = {p: h for p, _, _, h in plan_cca("fake:tones", tone_corpus, ["mel", "phone"], preset="quick",
+    plan2 = {p: h for p, _, _, h in plan_cca(up, tone_corpus, ["mel", "phone"], preset="quick",
                                              overrides=changed, out_dir=tmp_path)}
     assert plan2["mel"] == plan["mel"] and plan2["phone"] != plan["phone"]
     # Only the changed property runs, with the same scores for the same seed when nothing changed.

@@ -143,7 +143,7 @@ def test_plan_per_seed_folders_and_overrides(tmp_path, synth_root):
     assert [(u.kind, u.name, u.seed) for u in units] == [
         ("probe", "ks", 0), ("cca", "phone", 0), ("probe", "ks", 1), ("cca", "phone", 1)]
     assert units[0].path == tmp_path / "out/results/seed0/probe/fbank__ks.json"
-    assert units[2].path == tmp_path / "out/results/seed1/probe/fbank__ks.json"
+    assert units[2].path == tmp_path / "out/results/seed1/probe/fbank__ks__seed1.json"
     assert units[0].config["params"]["steps"] == 7 and units[0].config["params"]["lr"] == 0.5
     assert units[0].config["seed"] == 0 and units[2].config["seed"] == 1
     assert units[0].config_hash != units[2].config_hash

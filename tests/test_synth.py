@@ -346,6 +346,6 @@ def test_every_seed_from_0_to_10_synthesizes_tiny_and_stays_deterministic(tmp_pa
         assert sum(result.utterances.values()) > 500, seed
         digests[seed] = _digest(tmp_path / f"s{seed}")
     assert len({json.dumps(d, sort_keys=True) for d in digests.values()}) == 11  # the seed matters
-    for seed in (3, 10):  # again, one worker: byte-identical
+    for seed in (3,):  # again, one worker: byte-identical
         corpora.generate(tmp_path / f"again{seed}", "tiny", seed=seed, workers=1, progress=False)
         assert _digest(tmp_path / f"again{seed}") == digests[seed]

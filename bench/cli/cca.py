@@ -40,14 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import upstreams
     from bench.config import parse_overrides
     from bench.layerwise_cca import expand_properties, run_cca
 
     props = expand_properties(args.property)
     overrides = parse_overrides(args.overrides)
-    if args.cnn_layers:
-        overrides.setdefault("upstream_opts", {})["cnn_layers"] = True
-    outcomes = run_cca(args.upstream, args.corpus, props, preset=args.preset, overrides=overrides or None,
+    spec = upstreams.canonical(args.upstream, cnn_layers=True) if args.cnn_layers else args.upstream
+    outcomes = run_cca(spec, args.corpus, props, preset=args.preset, overrides=overrides or None,
                        out_dir=args.out, seed=args.seed, device=args.device, force=args.force,
                        label=args.label, progress=not args.no_progress)
     print(format_table([o.result for o in outcomes]))
