@@ -16,6 +16,11 @@ Protocol choices (documented because they change numbers):
   be negative when the CCA pick happens to test better than the dev-selected layer.
 - Ties (equal CCA scores or equal dev scores) go to the lower layer index, so results are
   deterministic.
+- A pair is *ranked* when its correlation covers at least MIN_RANKED_LAYERS layers: over one
+  layer nothing is ranked, over two every correlation is +-1 and every top-k "hits". Only
+  ranked pairs enter the aggregates, the single-layer-versus-weighted-sum count, the report's
+  pair table and the CSV; the others are listed once per upstream ("not ranked (one layer)")
+  and stay in comparison.json with `ranked: false`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -38,6 +44,7 @@ TASK_ORDER = ("pr", "asr", "ic", "slurp_scenario", "slurp_action", "ks")
 ERROR_METRICS = frozenset({"per", "wer", "cer"})
 PROPERTY_ORDER = ("mel", "phone", "word", "mi_phone", "mi_word")
 DIVERGED = "diverged"
+MIN_RANKED_LAYERS = 3
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -334,14 +341,16 @@ def load_compare_config(path: str | Path | None = None, overrides: dict[str, Any
 # ----------------------------------------------------------------------------- statistics
 
 
-def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None, str | None]:
-    """Spearman rho and Kendall tau, or (None, None, why) when they are undefined."""
+def rank_correlation(
+    x: Sequence[float], y: Sequence[float], names: tuple[str, str] = ("CCA", "task")
+) -> tuple[float | None, float | None, str | None]:
+    """Spearman rho and Kendall tau, or (None, None, why) when they are undefined; `names` name x and y in why."""
     a = np.asarray(x, dtype=float)
     b = np.asarray(y, dtype=float)
     if a.size < 2:
         return None, None, f"only {a.size} layer(s) with valid scores"
     if np.ptp(a) == 0 or np.ptp(b) == 0:
-        which = "CCA/weight" if np.ptp(a) == 0 else "task"
+        which = names[0] if np.ptp(a) == 0 else names[1]
         return None, None, f"{which} scores are constant across layers"
     rho = float(stats.spearmanr(a, b).statistic)
     tau = float(stats.kendalltau(a, b).statistic)
@@ -410,6 +419,11 @@ class PairComparison:
     cca_path: str
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def ranked(self) -> bool:
+        """Enough layers for a rank correlation to mean something (see the module docstring)."""
+        return self.n_layers >= MIN_RANKED_LAYERS
+
 
 @dataclass
 class PredictorAggregate:
@@ -456,6 +470,38 @@ class Comparison:
                 return a
         raise KeyError(f"no aggregate for predictor {predictor!r}")
 
+    @property
+    def ranked_pairs(self) -> list[PairComparison]:
+        return [p for p in self.pairs if p.ranked]
+
+    def not_ranked(self) -> list[str]:
+        """What the ranking leaves out, once per upstream where all its pairs are out for one reason.
+
+        E.g. ["FBANK (one layer)", "HuBERT / asr / phone (2 layers with valid scores)"].
+        """
+        by_up: dict[str, list[PairComparison]] = {}
+        for p in self.pairs:
+            by_up.setdefault(p.upstream, []).append(p)
+        out = []
+        for ps in by_up.values():
+            left = [p for p in ps if not p.ranked]
+            if left and len(left) == len(ps) and len({p.n_layers for p in left}) == 1:
+                out.append(f"{left[0].display} ({_layers_text(left[0].n_layers)})")
+            else:
+                out += [f"{p.display} / {p.task} / {p.property} ({_layers_text(p.n_layers)} with valid scores)" for p in left]
+        return out
+
+    def grouped_notes(self) -> list[str]:
+        """Run-level notes, then ranked pairs' notes with one line per distinct note naming its pairs."""
+        by_note: dict[str, dict[str, None]] = {}
+        for p in self.ranked_pairs:
+            for n in p.notes:
+                # Layer weights belong to the (upstream, task), whatever the CCA property.
+                weights = n.startswith(("weight", "no weighted-sum"))
+                where = f"{p.display} / {p.task}" + ("" if weights else f" / {p.property}")
+                by_note.setdefault(n, {})[where] = None
+        return [*self.notes, *(f"{n}: {', '.join(where)}" for n, where in by_note.items())]
+
     def recommended(self, upstream: str, task: str) -> PairComparison | None:
         """The pair of the task's primary (first mapped) property, if it was compared."""
         for p in self.pairs:
@@ -470,16 +516,18 @@ class Comparison:
                 "top_k": list(self.top_ks),
                 "aggregates": [asdict(a) for a in self.aggregates],
                 "single_vs_weighted_sum": asdict(self.single_vs_ws),
-                "pairs": [asdict(p) for p in self.pairs],
+                "min_ranked_layers": MIN_RANKED_LAYERS,
+                "pairs": [{**asdict(p), "ranked": p.ranked} for p in self.pairs],
+                "not_ranked": self.not_ranked(),
                 "failures": [_failure_summary(f) for f in self.failures],
                 "notes": self.notes,
             }
         )
 
     def rows(self) -> list[dict[str, Any]]:
-        """One flat row per pair (the CSV)."""
+        """One flat row per ranked pair (the CSV)."""
         out = []
-        for p in self.pairs:
+        for p in self.ranked_pairs:
             row: dict[str, Any] = {
                 "upstream": p.upstream,
                 "display": p.display,
@@ -513,6 +561,10 @@ class Comparison:
 
     def to_markdown(self) -> str:
         return render_markdown(self)
+
+
+def _layers_text(n: int) -> str:
+    return {0: "no layer", 1: "one layer"}.get(n, f"{n} layers")
 
 
 def _failure_summary(f: dict[str, Any]) -> dict[str, Any]:
@@ -568,7 +620,8 @@ def compare_pair(probe: ProbeRecord, cca: CCARecord, top_ks: Sequence[int], prim
         notes.append(f"CCA rank correlation undefined: {why}")
     w_layers = [l for l in common if l in test and l in probe.ws_weights]
     if probe.ws_weights:
-        rho_w, tau_w, why_w = rank_correlation([probe.ws_weights[l] for l in w_layers], [test[l] for l in w_layers])
+        rho_w, tau_w, why_w = rank_correlation([probe.ws_weights[l] for l in w_layers], [test[l] for l in w_layers],
+                                           ("layer weight", "task"))
         if why_w:
             notes.append(f"weight rank correlation undefined: {why_w}")
     else:
@@ -685,11 +738,12 @@ def compare(
                 continue
             pairs.append(compare_pair(probe, cca, top_ks, primary=(i == 0), display=rs.display(up)))
 
-    props_seen = sorted({p.property for p in pairs}, key=property_sort_key)
-    aggregates = [_aggregate(prop, [p for p in pairs if p.property == prop], top_ks, weights=False) for prop in props_seen]
+    ranked = [p for p in pairs if p.ranked]
+    props_seen = sorted({p.property for p in ranked}, key=property_sort_key)
+    aggregates = [_aggregate(prop, [p for p in ranked if p.property == prop], top_ks, weights=False) for prop in props_seen]
     # Layer weights do not depend on the CCA property: one entry per (upstream, task).
     by_unit: dict[tuple[str, str], PairComparison] = {}
-    for p in pairs:
+    for p in ranked:
         by_unit.setdefault((p.upstream, p.task), p)
     unit_pairs = list(by_unit.values())
     if unit_pairs:
@@ -740,21 +794,22 @@ def predictor_name(predictor: str) -> str:
     return "layer weights" if predictor == "weights" else f"CCA-{predictor}"
 
 
-def render_markdown(comp: Comparison) -> str:
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
+    """A plain aligned table for the terminal: the first `left` columns left-aligned, the rest right."""
+    cells = [[str(h) for h in headers]] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(v.ljust(w) if i < left else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
+
+
+def aggregate_table(comp: Comparison) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of the aggregates (means over ranked pairs; `pairs` = how many were averaged)."""
     ks = comp.top_ks
-    out = [
-        "# CCA versus probes, layer by layer",
-        "",
-        "Task scores are test scores with error rates as 100 - error (higher is better). "
-        "Rank correlations are over layers; the best layer is chosen by dev score; "
-        "regret = best layer's test score - CCA-recommended layer's test score; "
-        "'regret probing top-k' is the regret when only the k layers CCA ranks highest are probed.",
-        "",
-        "## Aggregates",
-        "",
-    ]
-    headers = ["predictor", "pairs", "mean Spearman rho", "mean Kendall tau"] + [f"top-{k} hit" for k in ks] + ["mean regret"]
-    headers += [f"regret probing top-{k}" for k in ks]
+    headers = ["predictor", "pairs", "mean rho", "mean tau"] + [f"hit@{k}" for k in ks] + ["regret"]
+    headers += [f"regret@{k}" for k in ks]
     rows = [
         [predictor_name(a.predictor), a.pairs, fmt(a.mean_rho), fmt(a.mean_tau)]
         + [fmt(a.top_k_hit_rate.get(k)) for k in ks]
@@ -762,40 +817,86 @@ def render_markdown(comp: Comparison) -> str:
         + [fmt(a.mean_guided_regret.get(k)) for k in ks]
         for a in comp.aggregates
     ]
-    out.append(markdown_table(headers, rows) if rows else "No (upstream, task, property) pair had both a probe and a CCA result.")
-    s = comp.single_vs_ws
-    out += [
-        "",
-        f"Best single layer >= weighted sum in {s.single_better_or_equal} of {s.pairs} (upstream, task) pairs; "
-        f"mean difference {fmt(s.mean_difference)} points.",
-        "",
-        "## Pairs",
-        "",
-    ]
-    headers = ["upstream", "task", "property", "layers", "rho CCA", "tau CCA", "rho weights", "best layer", "CCA layer", "regret"]
-    headers += [f"top-{k}" for k in ks] + ["best - WS"]
+    return headers, rows
+
+
+def pair_table(comp: Comparison) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of the ranked pairs, one row per (upstream, task, property)."""
+    ks = comp.top_ks
+    headers = ["upstream", "task", "property", "layers", "rho CCA", "tau CCA", "rho weights", "best layer", "CCA layer",
+               "regret"] + [f"top-{k}" for k in ks] + ["best - WS"]
     rows = [
         [p.display, p.task, p.property, p.n_layers, fmt(p.rho_cca), fmt(p.tau_cca), fmt(p.rho_weights),
          fmt(p.best_layer), fmt(p.recommended_layer), fmt(p.regret)]
         + [fmt(p.top_k_hit.get(k)) for k in ks]
         + [fmt(p.best_minus_ws)]
-        for p in comp.pairs
+        for p in comp.ranked_pairs
     ]
+    return headers, rows
+
+
+def summary_lines(comp: Comparison) -> list[str]:
+    """The sentences under the aggregates: single layer vs weighted sum, what was not ranked."""
+    s = comp.single_vs_ws
+    out = [f"Best single layer >= weighted sum in {s.single_better_or_equal} of {s.pairs} ranked (upstream, task) "
+           f"pairs; mean difference {fmt(s.mean_difference)} points."]
+    left = comp.not_ranked()
+    if left:
+        out.append(f"Not ranked (fewer than {MIN_RANKED_LAYERS} layers): {', '.join(left)}.")
+    return out
+
+
+_INTRO = (
+    "Task scores are test scores with error rates as 100 - error (higher is better). "
+    f"Rank correlations are over layers, for pairs with at least {MIN_RANKED_LAYERS} layers; the best layer "
+    "is chosen by dev score; hit@k: the best layer is among the k layers CCA ranks highest (hit rate); "
+    "regret = best layer's test score - CCA-recommended layer's test score (mean); regret@k: the regret when "
+    "only the k layers CCA ranks highest are probed. `pairs` is the number of (upstream, task) pairs each mean "
+    "is taken over."
+)
+
+
+def render_markdown(comp: Comparison) -> str:
+    """comparison.md: aggregates, summary, the ranked pairs, grouped notes, failures."""
+    out = ["# CCA versus probes, layer by layer", "", _INTRO, "", "## Aggregates", ""]
+    headers, rows = aggregate_table(comp)
+    out.append(markdown_table(headers, rows) if rows else "No (upstream, task, property) pair with a probe and a CCA "
+               f"result covers {MIN_RANKED_LAYERS} or more layers.")
+    out += ["", *summary_lines(comp)]
+    headers, rows = pair_table(comp)
     if rows:
-        out.append(markdown_table(headers, rows))
-    pair_notes = [f"- {p.display} / {p.task} / {p.property}: {n}" for p in comp.pairs for n in p.notes]
-    if comp.notes or pair_notes:
-        out += ["", "## Notes", ""] + [f"- {n}" for n in comp.notes] + pair_notes
+        out += ["", "## Pairs", "", markdown_table(headers, rows)]
+    notes = comp.grouped_notes()
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if comp.failures:
         out += ["", "## Failed units", ""]
         out += [f"- {f['upstream']} / {f['unit']}: {f['error']}" for f in map(_failure_summary, comp.failures)]
     return "\n".join(out) + "\n"
 
 
-def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
-    """comparison.json (everything), comparison.csv (one row per pair), comparison.md (the report).
+_MAX_NOTES = 5
 
-    Returns the paths under keys json, csv, markdown.
+
+def render_summary(comp: Comparison) -> str:
+    """The terminal form: aggregates as an aligned table and the summary (the pair table is in comparison.md)."""
+    headers, rows = aggregate_table(comp)
+    out = ["CCA versus probes: means over ranked pairs (hit@k: best layer among CCA's top k; regret@k: regret "
+           "probing only those)", ""]
+    out.append(text_table(headers, rows) if rows else f"no pair covers {MIN_RANKED_LAYERS} or more layers")
+    out += [wrapped for line in summary_lines(comp) for wrapped in textwrap.wrap(line, 120)]
+    out += [f"note: {n}" for n in comp.notes[:_MAX_NOTES]]
+    if len(comp.notes) > _MAX_NOTES:
+        out.append(f"... and {len(comp.notes) - _MAX_NOTES} more notes in comparison.md")
+    out += [f"failed: {f['upstream']} / {f['unit']}: {f['error']}" for f in map(_failure_summary, comp.failures)]
+    return "\n".join(out)
+
+
+def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
+    """comparison.json (everything), comparison.csv (one row per ranked pair), comparison.md (the
+    report), comparison.txt (the terminal summary: aggregates, at most 120 columns for three top-ks).
+
+    Returns the paths under keys json, csv, markdown, text.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -814,4 +915,6 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
         buf.write("upstream,task,property\n")
     paths["csv"].write_text(buf.getvalue())
     paths["markdown"].write_text(comp.to_markdown())
+    paths["text"] = out_dir / "comparison.txt"
+    paths["text"].write_text(render_summary(comp) + "\n")
     return paths

@@ -1,15 +1,16 @@
-"""Build the whole leaderboard from a results folder: tables, plots, one HTML page."""
+"""Build the whole leaderboard from a results folder: tables, figures, one HTML page."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from bench.compare import CompareConfig, Comparison, ResultSet, compare, load_compare_config, parse_results
 from bench.results import load_results
-from leaderboard.html import render_html
-from leaderboard.overlay import overlay_plots
+from leaderboard.html import Section, render_html
+from leaderboard.overlay import overlay_section
 from leaderboard.plots import make_plots
-from leaderboard.tables import display_table, leaderboard_entries, write_tables
+from leaderboard.tables import headline, leaderboard_entries, terminal_table, write_tables, write_text
 
 
 def full_mapping(rs: ResultSet) -> dict[str, list[str]]:
@@ -31,12 +32,16 @@ def build_leaderboard(
     comparison: Comparison | None = None,
     config: CompareConfig | None = None,
     title: str = "LayerBench leaderboard",
+    sections: Sequence[Section] = (),
 ) -> dict[str, Path]:
-    """Write leaderboard.{csv,md,tex}, plots/*.png and index.html under `out_dir`.
+    """Write leaderboard.{txt,csv,md,tex}, plots/*.png and index.html under `out_dir`.
+
+    leaderboard.txt is the headline as the terminal prints it (at most 120 columns). Returns the
+    written paths: keys text, csv, markdown, latex, html and plot:<stem> for every figure.
 
     `comparison` (from bench.compare.compare) decides the CCA-picked layers; without it the
-    comparison is computed with `config` (default configs/compare.yaml). Returns the written
-    paths: keys csv, markdown, latex, html and plot:<name> for every plot.
+    comparison is computed with `config` (default configs/compare.yaml). `sections` are extra
+    page sections (other figure sets) placed after the comparator's.
     """
     rs = parse_results(load_results(results_dir))
     if not rs.probes and not rs.ccas:
@@ -45,16 +50,15 @@ def build_leaderboard(
     comp = comparison if comparison is not None else compare(rs, cfg.mapping, cfg.top_ks)
     full = compare(rs, full_mapping(rs), comp.top_ks)
     out_dir = Path(out_dir)
-    upstreams = [(u, rs.display(u)) for u in rs.upstreams]
-    entries = leaderboard_entries(rs, comp)
-    paths: dict[str, Path] = dict(write_tables(entries, out_dir, _failures(rs, comp), upstreams))
-    plots = make_plots(rs, comp, full, out_dir / "plots")
-    plots.update(overlay_plots(rs, out_dir / "plots"))
-    page = render_html(display_table(entries, upstreams), comp, plots, title)
-    html_path = out_dir / "index.html"
-    tmp = html_path.with_suffix(".html.tmp")
-    tmp.write_text(page)
-    tmp.replace(html_path)
-    paths["html"] = html_path
-    paths.update({f"plot:{stem}": p for stem, p in plots.items()})
+    head = headline(leaderboard_entries(rs, comp), [(u, rs.display(u)) for u in rs.upstreams])
+    failures = _failures(rs, comp)
+    paths: dict[str, Path] = dict(write_tables(head, out_dir, failures))
+    figures = make_plots(rs, comp, full, out_dir / "plots")
+    overlay = overlay_section(rs, out_dir / "plots")
+    sections = [*([overlay] if overlay else []), *sections]
+    page = render_html(head, comp, figures, title, sections, failures)
+    paths["html"] = write_text(out_dir / "index.html", page)
+    paths["text"] = write_text(out_dir / "leaderboard.txt", terminal_table(head) + "\n")
+    paths.update({f"plot:{stem}": f.path for stem, f in figures.items()})
+    paths.update({f"plot:{f.stem}": f.path for s in sections for f in s.figures})
     return paths

@@ -1,22 +1,41 @@
-"""Leaderboard tables: a row per upstream; per task the weighted sum, best single layer and CCA pick.
+"""Leaderboard tables: a SUPERB-style headline (a row per upstream, a column per task) and per-task detail.
 
 Scores are shown in each task's own metric (PER/WER in %, lower is better; accuracy in %,
-higher is better), all on the test split. The best single layer is chosen by dev score
-(as the comparator does); the CCA pick is the arg-max layer of the task's first mapped CCA
-property (configs/compare.yaml).
+higher is better), all on the test split.
+
+- **Weighted sum (WS)**: the test score of the learned weighted sum of all layers, SUPERB's
+  headline number, and what upstreams are ranked on.
+- **Best layer** `20.00 @L2`: the best single layer, chosen on dev (as the comparator does),
+  and its test score. `*` marks a single layer that beats the weighted sum on test (only for
+  upstreams with more than one layer: with one layer both heads see the same features).
+- **CCA pick**: the arg-max layer of the task's first mapped CCA property (configs/compare.yaml)
+  and its test score (per-task detail only).
+- **Overall rank**: per task, upstreams are ranked by WS (1 = best, ties share the mean rank);
+  `mean rank` averages an upstream's ranks over the tasks it has a WS score for, and rows are
+  ordered by it (ties: higher score first).
+- **Score** (normalised, SUPERB-score style): per task, 100 x (WS - WS of FBANK) / (best WS in
+  the zoo - WS of FBANK), so FBANK is 0, the zoo's best is 100 and an upstream worse than FBANK
+  is negative; averaged over the tasks an upstream has. FBANK is the zoo's upstream with spec
+  `fbank` (else `fbank:...`); a zoo without one uses its worst WS per task as 0. A task where
+  the reference is itself the best is left out of the score (no spread to normalise).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scipy import stats
 
-from bench.compare import Comparison, ResultSet, best_probed_layer, fmt, markdown_table
+from bench.compare import Comparison, ResultSet, best_probed_layer, fmt, markdown_table, task_sort_key
 
 FIELDS = ("ws", "best", "best_layer", "cca", "cca_layer")
+MARK = "*"
+TERMINAL_WIDTH = 120
+NAME_WIDTH = 24  # upstream names longer than this are shortened in the terminal print
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,73 @@ class Entry:
     cca: float | None
     cca_layer: int | None
     cca_property: str | None
+    n_layers: int = 1
+
+    @property
+    def single_beats_ws(self) -> bool:
+        """A single layer tests better than the weighted sum (upstreams with more than one layer)."""
+        if self.n_layers < 2 or self.best is None or self.ws is None:
+            return False
+        return self.best > self.ws if self.higher_is_better else self.best < self.ws
+
+    def best_text(self) -> str:
+        """`20.00 @L2` (with `*` when it beats the weighted sum); empty for one-layer upstreams."""
+        if self.n_layers < 2 or self.best_layer is None:
+            return ""
+        return f"{fmt(self.best)} @L{self.best_layer}{MARK if self.single_beats_ws else ''}"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    task: str
+    metric: str
+    higher_is_better: bool
+
+    def header(self, arrows: bool = True) -> str:
+        return task_header(self.task, self.metric, self.higher_is_better, arrows)
+
+    def unit(self) -> str:
+        """`PER %, lower is better`."""
+        short = {"accuracy": "accuracy"}.get(self.metric.lower(), self.metric.upper())
+        return f"{short} %, {'higher' if self.higher_is_better else 'lower'} is better"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """An upstream's overall place: position (1 = first row), mean rank, normalised score."""
+
+    upstream: str
+    display: str
+    position: int
+    mean_rank: float | None
+    score: float | None
+    task_ranks: dict[str, float] = field(default_factory=dict)
+    task_scores: dict[str, float] = field(default_factory=dict)  # per-task normalised score
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_ranks)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Everything the tables print: tasks, upstreams in rank order, their entries, the score's reference."""
+
+    tasks: list[TaskInfo]
+    standings: list[Standing]
+    entries: dict[tuple[str, str], Entry]
+    reference: str | None  # display name of the upstream scored 0 (FBANK), None = worst per task
+    unscored_tasks: list[str]  # tasks left out of the normalised score, each with why
+
+    def entry(self, upstream: str, task: str) -> Entry | None:
+        return self.entries.get((upstream, task))
+
+    def score_note(self) -> str:
+        ref = f"{self.reference} = 0" if self.reference else "the zoo's worst per task = 0 (no FBANK in the zoo)"
+        note = f"score: per-task weighted-sum score normalised to {ref}, the zoo's best = 100, averaged over tasks"
+        if self.unscored_tasks:
+            note += f"; left out: {', '.join(self.unscored_tasks)}"
+        return note
 
 
 @dataclass(frozen=True)
@@ -42,12 +128,19 @@ class Cell:
 
     text: str
     sort: float | str | None
+    sub: str = ""  # a second, smaller line (HTML only)
 
 
 @dataclass(frozen=True)
 class DisplayTable:
     headers: list[str]
     rows: list[list[Cell]]
+
+
+def task_header(task: str, metric: str, higher_is_better: bool, arrows: bool = True) -> str:
+    direction = ("↑" if higher_is_better else "↓") if arrows else ""
+    short = {"accuracy": "ACC"}.get(metric.lower(), metric.upper())
+    return f"{task.upper()} {short}{direction}"
 
 
 def leaderboard_entries(rs: ResultSet, comp: Comparison) -> list[Entry]:
@@ -60,10 +153,7 @@ def leaderboard_entries(rs: ResultSet, comp: Comparison) -> list[Entry]:
                 continue
             layer, _, _ = best_probed_layer(probe)
             test = probe.scores("test")
-            best = probe.to_native(test.get(layer)) if layer is not None else None
             rec = comp.recommended(up, task)
-            cca_layer = rec.recommended_layer if rec else None
-            cca = probe.to_native(rec.recommended_test) if rec else None
             out.append(
                 Entry(
                     upstream=up,
@@ -72,108 +162,250 @@ def leaderboard_entries(rs: ResultSet, comp: Comparison) -> list[Entry]:
                     metric=probe.metric,
                     higher_is_better=probe.higher_is_better,
                     ws=probe.to_native(probe.ws_score),
-                    best=best,
+                    best=probe.to_native(test.get(layer)) if layer is not None else None,
                     best_layer=layer,
-                    cca=cca,
-                    cca_layer=cca_layer,
+                    cca=probe.to_native(rec.recommended_test) if rec else None,
+                    cca_layer=rec.recommended_layer if rec else None,
                     cca_property=rec.property if rec else None,
+                    n_layers=len(probe.layers),
                 )
             )
     return out
 
 
-def _tasks(entries: list[Entry]) -> list[tuple[str, str, bool]]:
-    seen: dict[str, tuple[str, str, bool]] = {}
+def _reference(upstreams: list[str]) -> str | None:
+    """The zoo's FBANK: spec `fbank`, else the first `fbank:<variant>`."""
+    if "fbank" in upstreams:
+        return "fbank"
+    return next((u for u in upstreams if u.split(":", 1)[0] == "fbank"), None)
+
+
+def headline(entries: list[Entry], upstreams: list[tuple[str, str]] | None = None) -> Headline:
+    """Rank upstreams per task on the weighted sum, average the ranks, normalise scores (module docstring)."""
+    tasks: dict[str, TaskInfo] = {}
+    names: dict[str, str] = dict(upstreams or [])
+    by_key: dict[tuple[str, str], Entry] = {}
     for e in entries:
-        seen.setdefault(e.task, (e.task, e.metric, e.higher_is_better))
-    return list(seen.values())
-
-
-def _upstreams(entries: list[Entry], rs_upstreams: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
-    seen: dict[str, str] = dict(rs_upstreams or [])
-    for e in entries:
-        seen.setdefault(e.upstream, e.display)
-    return sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
-
-
-def task_header(task: str, metric: str, higher_is_better: bool, arrows: bool = True) -> str:
-    direction = ("↑" if higher_is_better else "↓") if arrows else ""
-    short = {"accuracy": "ACC"}.get(metric.lower(), metric.upper())
-    return f"{task.upper()} {short}{direction}"
-
-
-def numeric_frame(entries: list[Entry], upstreams: list[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """Wide numeric table for CSV: one row per upstream, columns `<task>_<field>`."""
-    index = _upstreams(entries, upstreams)
-    by_key = {(e.upstream, e.task): e for e in entries}
+        tasks.setdefault(e.task, TaskInfo(e.task, e.metric, e.higher_is_better))
+        names.setdefault(e.upstream, e.display)
+        by_key[(e.upstream, e.task)] = e
+    ref = _reference(list(names))
+    ranks: dict[str, dict[str, float]] = {u: {} for u in names}
+    norm: dict[str, dict[str, float]] = {u: {} for u in names}
+    unscored = []
+    for t in tasks.values():
+        # Higher is better after a sign flip for error rates; ratios and ranks do not care about the offset.
+        vals = {u: (e.ws if t.higher_is_better else -e.ws) for (u, task), e in by_key.items() if task == t.task and e.ws is not None}
+        if not vals:
+            continue
+        ups = list(vals)
+        for u, r in zip(ups, stats.rankdata([-vals[u] for u in ups], method="average")):
+            ranks[u][t.task] = float(r)
+        zero = vals.get(ref) if ref else min(vals.values())
+        top = max(vals.values())
+        if zero is None:
+            unscored.append(f"{t.task} (no {names[ref]} result)")
+            continue
+        if top - zero <= 1e-9:
+            unscored.append(f"{t.task} ({names[ref] if ref else 'every upstream'} scores the best)")
+            continue
+        for u, v in vals.items():
+            norm[u][t.task] = 100.0 * (v - zero) / (top - zero)
     rows = []
-    for up, display in index:
-        row: dict[str, Any] = {"upstream": display, "spec": up}
-        for task, _, _ in _tasks(entries):
-            e = by_key.get((up, task))
-            for f in FIELDS:
-                v = getattr(e, f) if e else None
-                row[f"{task}_{f}"] = round(v, 4) if isinstance(v, float) else v
+    for u, display in names.items():
+        mean_rank = sum(ranks[u].values()) / len(ranks[u]) if ranks[u] else None
+        score = sum(norm[u].values()) / len(norm[u]) if norm[u] else None
+        rows.append((u, display, mean_rank, score))
+    rows.sort(key=lambda r: (r[2] is None, r[2] or 0.0, -(r[3] if r[3] is not None else float("-inf")), r[1], r[0]))
+    standings = [Standing(u, d, i + 1, mr, sc, ranks[u], norm[u]) for i, (u, d, mr, sc) in enumerate(rows)]
+    ordered = sorted(tasks.values(), key=lambda t: task_sort_key(t.task))
+    return Headline(ordered, standings, by_key, names.get(ref) if ref else None, unscored)
+
+
+# ----------------------------------------------------------------------------- terminal
+
+
+def _short(name: str, width: int = NAME_WIDTH) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def _overall_cells(s: Standing) -> list[str]:
+    return [str(s.position), _short(s.display), fmt(s.score, 1), fmt(s.mean_rank, 2)]
+
+
+def terminal_table(h: Headline, width: int = TERMINAL_WIDTH) -> str:
+    """The headline as aligned text no wider than `width`: tasks wrap into blocks, each repeating the names.
+
+    Per task two columns: WS and the best single layer (`20.00 @L2*`).
+    """
+    left_heads = ["#", "upstream", "score", "mean rank"]
+    left_rows = [_overall_cells(s) for s in h.standings]
+    groups = []  # (task header, [ws texts], [best texts])
+    for t in h.tasks:
+        ws, best = [], []
+        for s in h.standings:
+            e = h.entry(s.upstream, t.task)
+            ws.append(fmt(e.ws) if e else "–")
+            best.append(e.best_text() if e else "")
+        groups.append((t.header(), ws, best))
+
+    def col_width(head: str, cells: list[str]) -> int:
+        return max([len(head)] + [len(c) for c in cells])
+
+    left_w = [col_width(hd, [r[i] for r in left_rows]) for i, hd in enumerate(left_heads)]
+    group_w = []
+    for head, ws, best in groups:
+        w_ws, w_best = col_width("WS", ws), col_width("best @L", best)
+        extra = max(0, len(head) - (w_ws + 2 + w_best))  # a long task header widens the best column
+        group_w.append((w_ws, w_best + extra))
+
+    blocks, current, used = [], [], 0
+    first_left = sum(left_w) + 2 * (len(left_w) - 1)
+    later_left = left_w[0] + 2 + left_w[1]
+    for gi, (w_ws, w_best) in enumerate(group_w):
+        need = 3 + w_ws + 2 + w_best
+        base = first_left if not blocks else later_left
+        if current and base + used + need > width:
+            blocks.append(current)
+            current, used = [], 0
+        current.append(gi)
+        used += need
+    if current or not blocks:
+        blocks.append(current)
+
+    out: list[str] = []
+    for bi, block in enumerate(blocks):
+        ncols = len(left_heads) if bi == 0 else 2
+        lw = left_w[:ncols]
+        pad_left = "  ".join(" " * w for w in lw)
+        top = [pad_left]
+        heads = ["  ".join(hd.rjust(w) if i >= 2 else hd.ljust(w) for i, (hd, w) in enumerate(zip(left_heads, lw)))]
+        rule = ["  ".join("-" * w for w in lw)]
+        for gi in block:
+            w_ws, w_best = group_w[gi]
+            top.append(groups[gi][0].ljust(w_ws + 2 + w_best))
+            heads.append("WS".rjust(w_ws) + "  " + "best @L".ljust(w_best))
+            rule.append("-" * (w_ws + 2 + w_best))
+        lines = ["   ".join(top).rstrip(), "   ".join(heads).rstrip(), "   ".join(rule)]
+        for ri, row in enumerate(left_rows):
+            cells = ["  ".join(v.rjust(w) if i in (0, 2, 3) else v.ljust(w) for i, (v, w) in enumerate(zip(row, lw)))]
+            for gi in block:
+                w_ws, w_best = group_w[gi]
+                cells.append(groups[gi][1][ri].rjust(w_ws) + "  " + groups[gi][2][ri].ljust(w_best))
+            lines.append("   ".join(cells).rstrip())
+        if bi:
+            out.append("")
+        out += lines
+    legend = (f"WS = weighted-sum test score (ranked on); best @L = best single layer (chosen on dev), its test "
+              f"score and index; {MARK} = that layer beats the weighted sum; mean rank over tasks; {h.score_note()}.")
+    out += [""] + textwrap.wrap(legend, width)
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def headline_table(h: Headline) -> DisplayTable:
+    """The headline for Markdown/HTML: one column per task, WS with the best layer beside it."""
+    headers = ["#", "upstream", "score", "mean rank"] + [t.header() for t in h.tasks]
+    rows = []
+    for s in h.standings:
+        row = [Cell(str(s.position), s.position), Cell(s.display, s.display), Cell(fmt(s.score, 1), s.score),
+               Cell(fmt(s.mean_rank, 2), s.mean_rank)]
+        for t in h.tasks:
+            e = h.entry(s.upstream, t.task)
+            if e is None:
+                row.append(Cell("–", None))
+            else:
+                row.append(Cell(fmt(e.ws), e.ws, e.best_text()))
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["upstream", "spec"] + [f"{t}_{f}" for t, _, _ in _tasks(entries) for f in FIELDS])
+    return DisplayTable(headers, rows)
+
+
+def task_table(h: Headline, t: TaskInfo) -> DisplayTable:
+    """Per-task detail: rank, WS, best layer and CCA pick for every upstream with a result."""
+    headers = ["#", "upstream", "rank", "normalised", "weighted sum", "best layer", "layer", "CCA pick", "CCA layer",
+               "CCA property"]
+    rows = []
+    for s in h.standings:
+        e = h.entry(s.upstream, t.task)
+        if e is None:
+            continue
+        mark = MARK if e.single_beats_ws else ""
+        rows.append([
+            Cell(str(s.position), s.position), Cell(s.display, s.display),
+            Cell(fmt(s.task_ranks.get(t.task), 1), s.task_ranks.get(t.task)),
+            Cell(fmt(s.task_scores.get(t.task), 1), s.task_scores.get(t.task)),
+            Cell(fmt(e.ws), e.ws), Cell(fmt(e.best) + mark, e.best), Cell(fmt(e.best_layer), e.best_layer),
+            Cell(fmt(e.cca), e.cca), Cell(fmt(e.cca_layer), e.cca_layer),
+            Cell(e.cca_property or "–", e.cca_property),
+        ])
+    return DisplayTable(headers, rows)
+
+
+def numeric_frame(h: Headline) -> pd.DataFrame:
+    """Wide numeric table for CSV: one row per upstream in rank order, columns `<task>_<field>`."""
+    per_task = ("ws", "rank", "normalised", "best", "best_layer", "single_beats_ws", "cca", "cca_layer", "cca_property")
+    rows = []
+    for s in h.standings:
+        row: dict[str, Any] = {"position": s.position, "upstream": s.display, "spec": s.upstream, "score": s.score,
+                               "mean_rank": s.mean_rank, "tasks": s.n_tasks}
+        for t in h.tasks:
+            e = h.entry(s.upstream, t.task)
+            vals = {
+                "ws": e.ws if e else None, "rank": s.task_ranks.get(t.task), "normalised": s.task_scores.get(t.task),
+                "best": e.best if e else None, "best_layer": e.best_layer if e else None,
+                "single_beats_ws": e.single_beats_ws if e else None, "cca": e.cca if e else None,
+                "cca_layer": e.cca_layer if e else None, "cca_property": e.cca_property if e else None,
+            }
+            row.update({f"{t.task}_{k}": vals[k] for k in per_task})
+        rows.append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+    columns = ["position", "upstream", "spec", "score", "mean_rank", "tasks"] + [f"{t.task}_{k}" for t in h.tasks for k in per_task]
+    df = pd.DataFrame(rows, columns=columns)
     for col in df.columns:
         if col.endswith("_layer"):
             df[col] = df[col].astype("Int64")
     return df
 
 
-def display_table(entries: list[Entry], upstreams: list[tuple[str, str]] | None = None) -> DisplayTable:
-    """Three columns per task: weighted sum, best single layer (score and index), CCA pick."""
-    tasks = _tasks(entries)
-    headers = ["upstream"]
-    for task, metric, hib in tasks:
-        h = task_header(task, metric, hib)
-        headers += [f"{h} weighted sum", f"{h} best layer", f"{h} CCA pick"]
-    by_key = {(e.upstream, e.task): e for e in entries}
-    rows = []
-    for up, display in _upstreams(entries, upstreams):
-        row = [Cell(display, display)]
-        for task, _, _ in tasks:
-            e = by_key.get((up, task))
-            if e is None:
-                row += [Cell("–", None)] * 3
-                continue
-            row.append(Cell(fmt(e.ws), e.ws))
-            row.append(Cell(f"{fmt(e.best)} (L{e.best_layer})" if e.best_layer is not None else "–", e.best))
-            row.append(Cell(f"{fmt(e.cca)} (L{e.cca_layer})" if e.cca_layer is not None else "–", e.cca))
-        rows.append(row)
-    return DisplayTable(headers, rows)
-
-
-def to_markdown(table: DisplayTable, failures: list[dict[str, Any]] | None = None) -> str:
+def to_markdown(h: Headline, failures: list[dict[str, Any]] | None = None) -> str:
+    """leaderboard.md: the headline, a legend, then one detail table per task."""
+    table = headline_table(h)
+    md_rows = [[c.text if not c.sub else f"{c.text} · {c.sub}" for c in row] for row in table.rows]
     out = [
         "# LayerBench leaderboard",
         "",
-        "Test scores in each task's metric (↓ lower is better, ↑ higher is better). "
-        "Best layer: chosen on dev (layer index in brackets); CCA pick: the layer the task's CCA property ranks first.",
+        "Test scores in each task's metric (↓ lower is better, ↑ higher is better). Each task cell: the weighted "
+        "sum of all layers (SUPERB's headline number; upstreams are ranked on it) · the best single layer, chosen "
+        f"on dev, as `score @L<layer>`; `{MARK}` marks a single layer that beats the weighted sum. "
+        f"Mean rank: over the tasks an upstream has. {h.score_note()[0].upper()}{h.score_note()[1:]}.",
         "",
-        markdown_table(table.headers, [[c.text for c in row] for row in table.rows]),
+        markdown_table(table.headers, md_rows),
     ]
+    for t in h.tasks:
+        detail = task_table(h, t)
+        out += ["", f"## {t.header()} ({t.unit()})", "",
+                markdown_table(detail.headers, [[c.text for c in row] for row in detail.rows])]
+    out += ["", "CCA pick: the layer the task's first mapped CCA property (configs/compare.yaml) ranks first, "
+            "and its test score."]
     if failures:
-        out += ["", "Failed units (not in the table):", ""]
+        out += ["", "Failed units (not in the tables):", ""]
         out += [f"- {f.get('upstream')} / {f.get('task') or f.get('property')}: {f.get('error')}" for f in failures]
     return "\n".join(out) + "\n"
 
 
-def to_latex(entries: list[Entry], upstreams: list[tuple[str, str]] | None = None) -> str:
-    """booktabs table with a two-level header (task metric / field); needs jinja2 (pandas Styler)."""
-    tasks = _tasks(entries)
-    by_key = {(e.upstream, e.task): e for e in entries}
+def to_latex(h: Headline) -> str:
+    """booktabs table: overall columns, then per task WS / best / layer / CCA pick / CCA layer; needs jinja2."""
     columns = pd.MultiIndex.from_tuples(
-        [(task_header(t, m, h, arrows=False), f) for t, m, h in tasks for f in ("WS", "best", "layer", "CCA pick", "CCA layer")],
-        names=[None, None],  # two levels even when a CCA-only run has no task column
+        [("", "score"), ("", "mean rank")]
+        + [(t.header(arrows=False), f) for t in h.tasks for f in ("WS", "best", "layer", "CCA pick", "CCA layer")]
     )
     data, index = [], []
-    for up, display in _upstreams(entries, upstreams):
-        index.append(display)
-        vals: list[str] = []
-        for task, _, _ in tasks:
-            e = by_key.get((up, task))
+    for s in h.standings:
+        index.append(s.display)
+        vals = [fmt(s.score, 1), fmt(s.mean_rank, 2)]
+        for t in h.tasks:
+            e = h.entry(s.upstream, t.task)
             vals += [fmt(getattr(e, f)) if e else "–" for f in FIELDS]
         data.append(vals)
     df = pd.DataFrame(data, index=pd.Index(index, name="upstream"), columns=columns)
@@ -182,22 +414,28 @@ def to_latex(entries: list[Entry], upstreams: list[tuple[str, str]] | None = Non
         multicolumn=True,
         multicolumn_format="c",
         column_format="l" + "r" * len(columns),
-        caption="Test scores (PER/WER: lower is better; accuracy: higher is better). "
-        "Best single layer chosen on dev; CCA pick = arg-max layer of the task's CCA property.",
+        caption="Test scores (PER/WER: lower is better; accuracy: higher is better). WS: weighted sum of all layers "
+        "(ranked on); best single layer chosen on dev; CCA pick = arg-max layer of the task's CCA property. "
+        + h.score_note()[0].upper() + h.score_note()[1:] + ".",
         label="tab:layerbench",
     )
     return body.replace("–", "--")
 
 
-def write_tables(
-    entries: list[Entry], out_dir: str | Path, failures: list[dict[str, Any]] | None = None,
-    upstreams: list[tuple[str, str]] | None = None,
-) -> dict[str, Path]:
+def write_text(path: Path, text: str) -> Path:
+    """Atomic text write (temporary file beside the target, then rename): readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def write_tables(h: Headline, out_dir: str | Path, failures: list[dict[str, Any]] | None = None) -> dict[str, Path]:
     """leaderboard.csv / .md / .tex; deterministic for the same entries."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "leaderboard.csv", "markdown": out_dir / "leaderboard.md", "latex": out_dir / "leaderboard.tex"}
-    numeric_frame(entries, upstreams).to_csv(paths["csv"], index=False, lineterminator="\n")
-    paths["markdown"].write_text(to_markdown(display_table(entries, upstreams), failures))
-    paths["latex"].write_text(to_latex(entries, upstreams))
+    write_text(paths["csv"], numeric_frame(h).to_csv(index=False, lineterminator="\n"))
+    write_text(paths["markdown"], to_markdown(h, failures))
+    write_text(paths["latex"], to_latex(h))
     return paths

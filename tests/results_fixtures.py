@@ -117,3 +117,57 @@ def realistic_suite() -> list[dict[str, Any]]:
         cca_result(FBANK, "word", [0.1, 0.2, 0.3, 0.4, 0.5]),
         failure_result(FBANK, "ic", "RuntimeError: CUDA out of memory"),
     ]
+
+
+# ----------------------------------------------------------------------------- zoo-shaped result sets
+# Many upstreams x all six tasks x CCA-mel/phone/word, with layer curves of a known shape: every
+# task peaks at a known depth (PR/ASR at 40 %, the utterance tasks at 70 %), CCA-phone peaks with
+# PR, CCA-word with the utterance tasks, CCA-mel falls with depth. Used to check that reports
+# stay readable at the demo's and a full zoo's size; the numbers are synthetic, never results.
+TASKS = ("pr", "asr", "ic", "slurp_scenario", "slurp_action", "ks")
+_PEAK = {"pr": 0.4, "asr": 0.4, "ic": 0.7, "slurp_scenario": 0.7, "slurp_action": 0.7, "ks": 0.6}
+_CCA_PEAK = {"phone": 0.4, "word": 0.7}
+
+DEMO_ZOO = [("FBANK", "fbank", 1), ("MFCC", "mfcc", 1), ("wav2vec2-tiny (rand)", "randinit:wav2vec2-tiny", 5),
+            ("HuBERT-tiny (rand)", "randinit:hubert-tiny", 5), ("WavLM-tiny (rand)", "randinit:wavlm-tiny", 5)]
+
+
+def superb_zoo() -> list[tuple[str, str, int]]:
+    """The 19 upstreams of configs/zoo/superb.yaml with their layer counts (Large, XLS*: 25, else 13; FBANK: 1)."""
+    from bench.config import CONFIG_DIR, load_yaml
+
+    zoo = load_yaml(CONFIG_DIR / "zoo" / "superb.yaml")["upstreams"]
+    zoo.sort(key=lambda u: "(rand)" not in u["name"])  # the random-init control first: the weakest curves
+    return [(u["name"], u["spec"], 1 if u["spec"] == "fbank" else 25 if "Large" in u["name"] or "XLS" in u["name"] else 13)
+            for u in zoo]
+
+
+def zoo_suite(zoo: Sequence[tuple[str, str, int]], tasks: Sequence[str] = TASKS, seed: int = 0) -> list[dict[str, Any]]:
+    """Probe and CCA results for `zoo` ((label, spec, layers) triples) on `tasks`; deterministic in `seed`."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, Any]] = []
+    for i, (label, spec, n) in enumerate(zoo):
+        depth = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+        quality = 1.0 + 0.5 * i / max(1, len(zoo) - 1)  # later upstreams are better
+        for task in tasks:
+            bump = np.exp(-((depth - _PEAK[task]) ** 2) / 0.05) * quality
+            if METRICS[task][1]:  # accuracy in %
+                test = 30 + 40 * bump + rng.normal(0, 1.0, n)
+                ws = float(test.max() + rng.normal(1.0, 1.5))
+            else:  # error rate in %
+                test = 80 - 40 * bump + rng.normal(0, 1.0, n)
+                ws = float(test.min() - rng.normal(1.0, 1.5))
+            dev = test + rng.normal(0, 0.5, n)
+            weights = np.exp(3 * bump) / np.exp(3 * bump).sum()
+            out.append(probe_result(spec, task, [round(float(v), 2) for v in test], dev=[round(float(v), 2) for v in dev],
+                                    weights=[float(w) for w in weights], ws_test=round(ws, 2), label=label, seed=seed))
+        for prop in ("mel", "phone", "word"):
+            if prop == "mel":
+                scores = 0.8 - 0.5 * depth
+            else:
+                scores = 0.1 + 0.5 * np.exp(-((depth - _CCA_PEAK[prop]) ** 2) / 0.06) * quality / 1.5
+            scores = scores + rng.normal(0, 0.01, n)
+            out.append(cca_result(spec, prop, [round(float(v), 4) for v in scores], label=label, seed=seed))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -11,7 +12,9 @@ from bench.cli import main as cli_main
 from bench.compare import compare, load_compare_config, parse_results, rank_correlation, write_comparison
 from bench.config import ConfigError
 from bench.results import load_results
-from results_fixtures import FBANK, HUBERT, cca_result, failure_result, probe_result, realistic_suite, write_all
+from results_fixtures import (
+    DEMO_ZOO, FBANK, HUBERT, cca_result, failure_result, probe_result, realistic_suite, write_all, zoo_suite,
+)
 
 MAPPING = {"pr": ["phone", "word"], "ic": ["word"]}
 
@@ -109,8 +112,9 @@ def test_write_and_cli(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert cli_main(["compare", str(res), "--out", str(out), "--set", "top_k=[1,2]"]) == 0
     printed = capsys.readouterr().out
-    assert "| CCA-word | 3 | 0.73 |" in printed and "top-2 hit" in printed and "CUDA out of memory" in printed
-    assert str(out) in printed.strip().splitlines()[-1]
+    assert re.search(r"^CCA-word\s+3\s+0\.73\s", printed, re.M) and "hit@2" in printed and "CUDA out of memory" in printed
+    assert str(out) in printed.strip().splitlines()[-1] and "| HuBERT tiny |" not in printed  # pairs: in the file
+    assert "| HuBERT tiny | pr | phone | 5 | 1.00 |" in (out / "comparison.md").read_text()
     data = json.loads((out / "comparison.json").read_text())
     assert data["top_k"] == [1, 2]
     assert (out / "comparison.csv").read_text().count("\n") == 6
@@ -150,3 +154,42 @@ def test_missing_cca_is_noted_not_fatal():
     assert comp.pairs == [] and any("no CCA-word" in n for n in comp.notes)
     assert "No (upstream, task, property) pair" in comp.to_markdown()
     assert comp.single_vs_ws.pairs == 0 and comp.single_vs_ws.mean_difference is None
+
+
+def test_report_leaves_out_one_layer_upstreams_once(tmp_path):
+    # The demo's shape: FBANK and MFCC have one layer, three upstreams have five; six tasks, CCA-mel/phone/word.
+    comp = compare(zoo_suite(DEMO_ZOO))
+    ranked = {p.display for p in comp.ranked_pairs}
+    assert ranked == {"wav2vec2-tiny (rand)", "HuBERT-tiny (rand)", "WavLM-tiny (rand)"}
+    assert {p.display for p in comp.pairs if not p.ranked} == {"FBANK", "MFCC"}
+    assert comp.not_ranked() == ["FBANK (one layer)", "MFCC (one layer)"]
+    # Aggregates average ranked pairs only: phone maps PR and ASR, word all six tasks, 3 upstreams each.
+    assert (comp.aggregate("phone").pairs, comp.aggregate("word").pairs, comp.aggregate("weights").pairs) == (6, 18, 18)
+    assert comp.single_vs_ws.pairs == 18
+    md = comp.to_markdown()
+    assert "| FBANK |" not in md and "| MFCC |" not in md and "undefined" not in md
+    assert md.count("FBANK") == 1 and "Not ranked (fewer than 3 layers): FBANK (one layer), MFCC (one layer)." in md
+    pair_rows = [line for line in md.splitlines() if line.startswith("| ") and " | pr | " in line]
+    assert len(pair_rows) == 6  # 3 ranked upstreams x (phone, word)
+    paths = write_comparison(comp, tmp_path)
+    assert len(list(csv.DictReader(paths["csv"].open()))) == len(comp.ranked_pairs) == 24
+    data = json.loads(paths["json"].read_text())
+    assert len(data["pairs"]) == 40 and sum(p["ranked"] for p in data["pairs"]) == 24
+    assert data["not_ranked"] == ["FBANK (one layer)", "MFCC (one layer)"]
+    assert max(len(line) for line in paths["text"].read_text().splitlines()) <= 120
+
+
+def test_two_layer_pair_and_constant_scores_are_summarised_not_listed():
+    comp = compare([
+        probe_result("two", "ic", [10, 20], label="Two"), cca_result("two", "word", [0.1, 0.2], label="Two"),
+        probe_result("flat", "ic", [10, 20, 30], label="Flat"), cca_result("flat", "word", [0.5, 0.5, 0.5], label="Flat"),
+        probe_result("flat", "ks", [10, 20, 30], label="Flat"), cca_result("flat", "phone", [0.1, 0.2, 0.3], label="Flat"),
+    ], {"ic": ["word"], "ks": ["word", "phone"]})
+    assert comp.not_ranked() == ["Two (2 layers)"]
+    # A 2-layer rho of +1 does not enter the mean; the flat CCA-word pairs are ranked but undefined.
+    assert comp.aggregate("word").pairs == 2 and comp.aggregate("word").defined == 0
+    notes = comp.grouped_notes()
+    assert notes == ["CCA rank correlation undefined: CCA scores are constant across layers: Flat / ic / word, "
+                     "Flat / ks / word",
+                     "weight rank correlation undefined: layer weight scores are constant across layers: "
+                     "Flat / ic, Flat / ks"]

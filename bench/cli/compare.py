@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="rank correlations, top-k hits and regret of CCA against probe results",
         description="Relate per-layer CCA scores to per-layer probe scores (Spearman, Kendall, "
         "top-k hits, recommended layer and its regret, best single layer vs weighted sum). "
-        "Prints a Markdown report and writes comparison.json, comparison.csv and comparison.md.",
+        "Prints the aggregates and writes comparison.md (the report with every ranked pair), comparison.csv "
+        "(one row per ranked pair) and comparison.json (everything).",
     )
     p.add_argument("results", help="a results folder (or one result file) written by `layerbench run`")
     p.add_argument("--out", help="output folder (default: 'comparison' beside RESULTS)")
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.compare import compare, load_compare_config, write_comparison
+    from bench.compare import compare, load_compare_config, render_summary, write_comparison
     from bench.config import parse_overrides
     from bench.results import load_results
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     comp = compare(results, cfg.mapping, cfg.top_ks)
     out = Path(args.out) if args.out else default_out(args.results)
     paths = write_comparison(comp, out)
-    print(comp.to_markdown())
-    print(f"Comparison of {len(comp.pairs)} pair(s) written to {out} ({', '.join(p.name for p in paths.values())})")
+    print(render_summary(comp))
+    print(f"Comparison of {len(comp.ranked_pairs)} ranked pair(s) written to {out} "
+          f"({', '.join(p.name for p in paths.values())}; the per-pair table is in {paths['markdown'].name})")
     return 0

@@ -66,23 +66,26 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     counts = summary.counts()
     print(f"units: {counts['done']} computed, {counts['skipped']} already done, {counts['failed']} failed")
-    for name, paths in summary.outputs.items():
-        if name.startswith("leaderboard") and isinstance(paths, dict) and paths.get("markdown"):
-            md = Path(paths["markdown"])
-            if md.is_file():
-                print(md.read_text())
     if summary.failures:
         print(runner.format_failures(summary.reports), file=sys.stderr)
-    where = [f"results {suite.out / 'results'}"]
-    where += [f"{name.split('_')[0]} {_folder(paths)}" for name, paths in summary.outputs.items()]
-    print(f"outputs: {suite.out} ({'; '.join(where)}; run log {suite.out / 'run.json'})")
+    # The last lines: per seed the comparator's aggregates and the headline table, then where everything is.
+    for name, paths in summary.outputs.items():
+        text = paths.get("text") if isinstance(paths, dict) else None
+        if text and Path(text).is_file():
+            print()
+            print(Path(text).read_text().rstrip("\n"))
+    print(f"outputs: {suite.out} ({'; '.join(_where(suite, summary.outputs))})")
     return 1 if summary.failures else 0
 
 
-def _folder(paths) -> str:
-    """The folder a comparator/leaderboard output dict (or path) lives in, for the summary line."""
-    if isinstance(paths, dict):
-        values = [Path(v) for v in paths.values() if isinstance(v, (str, Path))]
-        if values:
-            return str(values[0].parent)
-    return str(paths)
+def _where(suite, outputs: dict) -> list[str]:
+    """`leaderboard <index.html>`, `comparison <comparison.md>` per seed, then results and run log."""
+    out = []
+    for name, paths in outputs.items():
+        what = name.split("_")[0]
+        if isinstance(paths, dict):
+            main = paths.get("html") or paths.get("markdown") or next(iter(paths.values()), "")
+            out.append(f"{what} {main}")
+        else:
+            out.append(f"{what} {paths}")
+    return out + [f"results {suite.out / 'results'}", f"run log {suite.out / 'run.json'}"]
