@@ -28,6 +28,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from bench.compare import MIN_RANKED_LAYERS, Comparison, ResultSet, best_probed_layer, fmt, predictor_name  # noqa: E402
 from bench.results import slug  # noqa: E402
+from leaderboard.tables import short_metric  # noqa: E402
 
 _PNG_META = {"Software": None}
 _DPI = 100
@@ -51,25 +52,10 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _short_metric(metric: str) -> str:
-    return "ACC" if metric.lower() == "accuracy" else metric.upper()
-
-
 def _score_label(rs: ResultSet, task: str) -> str:
     probe = next(p for (_, t), p in rs.probes.items() if t == task)
-    metric = _short_metric(probe.metric)
+    metric = short_metric(probe.metric)
     return f"{task} {metric}" if probe.higher_is_better else f"{task} (100 - {metric})"
-
-
-def _n_layers(rs: ResultSet, upstream: str) -> int:
-    layers: set[int] = set()
-    for (u, _), p in rs.probes.items():
-        if u == upstream:
-            layers |= {ls.layer for ls in p.layers}
-    for (u, _), c in rs.ccas.items():
-        if u == upstream:
-            layers |= set(c.names)
-    return len(layers)
 
 
 def plot_layer_view(rs: ResultSet, comp: Comparison, upstream: str, path: Path) -> Path | None:
@@ -144,7 +130,7 @@ def plot_layer_view(rs: ResultSet, comp: Comparison, upstream: str, path: Path) 
         if rec is not None and rec.recommended_layer in col:
             ax_heat.plot(col[rec.recommended_layer], i + 0.28, marker="o", markersize=7, markerfacecolor="white",
                          markeredgecolor="black", linestyle="none")
-    ax_heat.set_yticks(range(n_t), [f"{t} {_short_metric(rs.probes[(upstream, t)].metric)}" for t in tasks])
+    ax_heat.set_yticks(range(n_t), [f"{t} {short_metric(rs.probes[(upstream, t)].metric)}" for t in tasks])
     ax_heat.set_ylim(n_t - 0.5, -0.5)
     ax_heat.set_ylabel("task")
     fig.colorbar(im, cax=fig.add_subplot(gs[1, 1]), label="test score\n(0 worst, 1 best layer)")

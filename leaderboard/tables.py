@@ -137,10 +137,14 @@ class DisplayTable:
     rows: list[list[Cell]]
 
 
+def short_metric(metric: str) -> str:
+    """`PER`, `WER`, `ACC`: the metric as a column header names it."""
+    return "ACC" if metric.lower() == "accuracy" else metric.upper()
+
+
 def task_header(task: str, metric: str, higher_is_better: bool, arrows: bool = True) -> str:
     direction = ("↑" if higher_is_better else "↓") if arrows else ""
-    short = {"accuracy": "ACC"}.get(metric.lower(), metric.upper())
-    return f"{task.upper()} {short}{direction}"
+    return f"{task.upper()} {short_metric(metric)}{direction}"
 
 
 def leaderboard_entries(rs: ResultSet, comp: Comparison) -> list[Entry]:
