@@ -195,7 +195,7 @@ def test_cli(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].strip().startswith("PR PER↓") and lines[3].split()[:5] == ["1", "HuBERT", "tiny", "100.0", "1.00"]
     assert lines[-1] == (f"Leaderboard written to {out}: open {out / 'index.html'} (tables in "
-                         "leaderboard.md/.csv/.tex/.txt, 5 figures in plots/)")
+                         "leaderboard.md/.csv/.tex/.txt, 8 figures in plots/)")
     assert max(len(line) for line in lines[:-1]) <= 120
     assert (out / "index.html").is_file() and len(list((out / "plots").glob("*.png"))) == len(PLOTS)
     (tmp_path / "empty").mkdir()
