@@ -50,10 +50,11 @@ def pool_output(out: UpstreamOutput) -> tuple[list[torch.Tensor], list[torch.Ten
 
 
 def files_hash(utts: Sequence[Utterance]) -> str:
-    """Identity of a split's file list: ids, paths, crops, in order."""
+    """Identity of a split's file list: ids, paths, crops, gains, in order."""
     h = hashlib.sha256()
     for u in utts:
-        h.update(f"{u.id}\t{u.path}\t{u.offset:.6f}\t{u.duration:.6f}\n".encode())
+        gain = f"\t{u.gain_db:g}dB" if u.gain_db else ""
+        h.update(f"{u.id}\t{u.path}\t{u.offset:.6f}\t{u.duration:.6f}{gain}\n".encode())
     return h.hexdigest()
 
 

@@ -11,12 +11,14 @@ layer weights are that slice's extra parameters); heads that cannot be stacked (
 plain `torch.optim.Adam` each.
 
 Every head keeps its best-dev checkpoint (dev evaluated every `eval_every` steps and at the
-end) and is tested with it. A head whose loss or gradient norm turns NaN/inf stops, is
-flagged "diverged", and the rest go on.
+end) and is tested with it. A step whose gradient norm is NaN/inf is skipped for that head
+and training goes on, as s3prl's runner does (`nonfinite: skip`, flagged "nonfinite_steps");
+with `nonfinite: stop` such a head stops for good, is flagged "diverged", and the rest go on.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
@@ -37,6 +39,7 @@ from bench.results import UnitOutcome, config_hash, is_done, read_result, result
 from bench.types import LayerSpec, Upstream, UpstreamOutput
 
 WS = "weighted_sum"
+NONFINITE = ("skip", "stop")  # s3prl skips a step with a NaN gradient norm; `stop` ends that head
 PRESETS = ("quick", "superb")
 
 
@@ -205,6 +208,7 @@ class HeadGroup:
     layer_norm: bool = False
     active: torch.Tensor = field(default=None)  # type: ignore[assignment]
     diverged: list[int] = field(default_factory=list)  # step at which each head stopped (-1: never)
+    skipped: list[int] = field(default_factory=list)  # optimiser steps skipped for a non-finite gradient
     best_dev: list[float | None] = field(default_factory=list)
     best_step: list[int | None] = field(default_factory=list)
     best_state: list[Any] = field(default_factory=list)
@@ -214,6 +218,7 @@ class HeadGroup:
         g = len(self.names)
         self.active = torch.ones(g, dtype=torch.bool)
         self.diverged = [-1] * g
+        self.skipped = [0] * g
         self.best_dev = [None] * g
         self.best_step = [None] * g
         self.best_state = [None] * g
@@ -244,6 +249,10 @@ class HeadGroup:
             self.active[g] = False
             self.diverged[g] = step
 
+    def skip(self, heads: torch.Tensor) -> None:
+        for g in torch.nonzero(heads & self.active).flatten().tolist():
+            self.skipped[g] += 1
+
 
 def better(a: float, b: float | None, higher: bool) -> bool:
     return b is None or (a > b if higher else a < b)
@@ -266,6 +275,12 @@ def resolve_params(task: str, preset: str = "quick", overrides: dict | None = No
     if preset not in presets:
         raise ConfigError(f"unknown preset {preset!r} for task {task} in {path}; presets: {', '.join(presets)}")
     params = merge(presets[preset], overrides or {}, where=f"{task} preset {preset!r}")
+    if params.get("dev_sampler", "all") not in ("all", "balanced"):
+        raise ConfigError(f"{task} preset {preset!r}: dev_sampler must be all or balanced, "
+                          f"got {params.get('dev_sampler')!r}")
+    if params.get("nonfinite", "stop") not in NONFINITE:
+        raise ConfigError(f"{task} preset {preset!r}: nonfinite must be one of {', '.join(NONFINITE)}, "
+                          f"got {params.get('nonfinite')!r}")
     for key in ("steps", "batch_size", "accumulate", "eval_every"):
         v = params.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -411,6 +426,7 @@ class Bank:
         self.task, self.space, self.groups, self.params, self.device = task, space, groups, params, device
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self.specaug = params.get("specaug") or {}
+        self.skip_nonfinite = params.get("nonfinite", "stop") == "skip"
 
     @property
     def any_active(self) -> bool:
@@ -434,15 +450,18 @@ class Bank:
                 if lens is not None:
                     x = spec_augment(x, lens, self.specaug, self.aug_gen)
                 losses = self.task.losses(grp.module(x, lens), lens, batch, self.space)
-                bad = ~torch.isfinite(losses.detach()).cpu()
-                grp.stop(bad, step)
+                if not self.skip_nonfinite:  # skip mode: a NaN loss gives a NaN gradient norm below
+                    grp.stop(~torch.isfinite(losses.detach()).cpu(), step)
                 act = grp.active.to(losses.device)
                 if bool(act.any()):
                     (torch.where(act, losses, torch.zeros_like(losses)).sum() / accum).backward()
         for grp in self.groups:
             if bool(grp.active.any()):
-                norms = grp.opt.step(grp.active)
-                grp.stop(~torch.isfinite(norms), step)
+                bad = ~torch.isfinite(grp.opt.step(grp.active))  # the optimisers never step those heads
+                if self.skip_nonfinite:
+                    grp.skip(bad)
+                else:
+                    grp.stop(bad, step)
 
     @torch.no_grad()
     def evaluate(self, batches: Iterator[tuple[Features, Any]]) -> list[list[float | None]]:
@@ -486,19 +505,35 @@ class Bank:
 # ---------------------------------------------------------------- data feeding
 
 
-def _shuffled_batches(n: int, batch_size: int, seed: int, labels: list[str] | None) -> Iterator[list[int]]:
-    """Endless training batches: epochs of a seeded permutation, or a class-balanced draw."""
+def _shuffled_batches(n: int, batch_size: int, seed: int,
+                      balance: tuple[list[str], list[str]] | None) -> Iterator[list[int]]:
+    """Endless training batches: epochs of a seeded permutation, or of a class-balanced draw
+    (`balance` = labels and s3prl items, see BalancedSampler); only full batches (drop_last)."""
     epoch = 0
-    if labels is not None:
+    if balance is not None:
         from bench.data.sampler import BalancedSampler
 
-        sampler = BalancedSampler(labels, num_samples=len(labels), seed=seed)
+        sampler = BalancedSampler(*balance, seed=seed)
     while True:
-        order = (sampler.indices(epoch) if labels is not None
-                 else np.random.default_rng([seed, epoch]).permutation(n))
-        for s in range(0, len(order) - batch_size + 1, batch_size):  # batch_size <= n: never empty
-            yield [int(i) for i in order[s:s + batch_size]]
+        order = sampler.indices(epoch) if balance is not None else np.random.default_rng([seed, epoch]).permutation(n)
+        size = min(batch_size, len(order))
+        for s in range(0, len(order) - size + 1, size):
+            yield [int(i) for i in order[s:s + size]]
         epoch += 1
+
+
+def _dev_draws(task, dev: Sequence[Utterance], params: dict[str, Any], seed: int):
+    """`dev_sampler: balanced` (s3prl's KS): each evaluation scores a fresh class-balanced draw
+    of the dev set, with replacement (s3prl's WeightedRandomSampler on its dev loader), so the
+    kept checkpoint is the best on balanced accuracy; `all`: every dev utterance once."""
+    if params.get("dev_sampler", "all") == "all":
+        return None
+    balance = task.balanced_draw(dev)
+    if balance is None:
+        raise ConfigError(f"dev_sampler: balanced needs a class-balanced task; {task.name} is not one")
+    from bench.data.sampler import BalancedSampler
+
+    return BalancedSampler(*balance, seed=seed, stream=1)
 
 
 def _pooled_batches(pooled, targets, indices: Iterator[list[int]]) -> Iterator[tuple[Features, Any]]:
@@ -513,6 +548,24 @@ def _pooled_batches(pooled, targets, indices: Iterator[list[int]]) -> Iterator[t
 def _frames(out: UpstreamOutput) -> Features:
     # Outputs of inference_mode cannot be saved for backward: clone them into normal tensors.
     return Features([h.clone() for h in out.hidden], [n.clone() for n in out.lengths])
+
+
+def train_batches(durs: Sequence[float], params: dict[str, Any], seed: int) -> Iterator[list[int]]:
+    """Endless epochs of shuffled length buckets of `batch_size`; with `half_batch_over_s`, a bucket
+    whose longest utterance is longer is cut in two (s3prl: ASR's HALF_BATCHSIZE_TIME, PR's
+    300000 samples), both halves used."""
+    half = params.get("half_batch_over_s")
+    epoch = 0
+    while True:
+        batches = []
+        for idx in length_buckets(durs, float(params["max_batch_seconds"]), int(params["batch_size"])):
+            if half is not None and len(idx) > 1 and max(durs[i] for i in idx) > float(half):
+                batches += [idx[: len(idx) // 2], idx[len(idx) // 2:]]
+            else:
+                batches.append(idx)
+        random.Random(seed * 100003 + epoch).shuffle(batches)
+        yield from batches
+        epoch += 1
 
 
 class FrameFeeder:
@@ -538,16 +591,7 @@ class FrameFeeder:
             yield feats, self.task.targets([utts[i] for i in idx], self.space)
 
     def train(self, utts: Sequence[Utterance], seed: int) -> Iterator[tuple[Features, Any]]:
-        durs = [u.duration for u in utts]
-
-        def epochs() -> Iterator[list[int]]:
-            epoch = 0
-            while True:
-                yield from length_buckets(durs, float(self.params["max_batch_seconds"]),
-                                          int(self.params["batch_size"]), shuffle=True, seed=seed * 100003 + epoch)
-                epoch += 1
-
-        return self.stream(utts, epochs())
+        return self.stream(utts, train_batches([u.duration for u in utts], self.params, seed))
 
     def split(self, utts: Sequence[Utterance]) -> Iterator[tuple[Features, Any]]:
         """Evaluation batches; with extract.keep_eval the first pass is kept in memory (small corpora)."""
@@ -621,11 +665,12 @@ def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
         up.eval()
     specs = list(up.layers)
     selected = select_layers(config["layers"], specs)
-    space = t.fit(train_u)
+    space = t.fit(train_u, params, data.root)
     groups = build_groups(t, space, specs, selected, params, seed, dev)
     bank = Bank(t, space, groups, params, dev, seed)
     extract_s = train_s = eval_s = 0.0
     steps, every = int(params["steps"]), int(params["eval_every"])
+    evals = itertools.count()  # dev evaluations so far (each balanced dev draw is a new one)
     what = f"{label or config['upstream']} {task}"
 
     if t.level == "utterance":
@@ -645,11 +690,13 @@ def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
         tg = {name: t.targets(u, space) for name, u in (("train", train_u), ("dev", dev_u), ("test", test_u))}
         bs = int(params["batch_size"])
         train_iter = _pooled_batches(feats["train"], tg["train"],
-                                     _shuffled_batches(len(train_u), min(bs, len(train_u)), seed, t.train_labels(train_u)))
+                                     _shuffled_batches(len(train_u), bs, seed, t.balanced_draw(train_u)))
+        dev_draws = _dev_draws(t, dev_u, params, seed)
 
         def split_iter(name):
-            n = len(feats[name].ids)
-            return _pooled_batches(feats[name], tg[name], iter([list(range(s, min(n, s + 512))) for s in range(0, n, 512)]))
+            rows = (dev_draws.indices(next(evals)).tolist() if name == "dev" and dev_draws is not None
+                    else list(range(len(feats[name].ids))))
+            return _pooled_batches(feats[name], tg[name], iter([rows[s:s + 512] for s in range(0, len(rows), 512)]))
     else:
         feeder = FrameFeeder(up, t, space, dev, params)
         train_iter = feeder.train(train_u, seed)
@@ -679,7 +726,7 @@ def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     eval_s += time.perf_counter() - t0 - (fwd() - f0)
     extract_s += fwd()
 
-    result = _result(config, chash, t, bank, specs, up, data, label, dev,
+    result = _result(config, chash, t, space, bank, specs, up, data, label, dev,
                      {"extract_s": extract_s, "train_s": train_s, "eval_s": eval_s,
                       "total_s": time.perf_counter() - t_start})
     write_result(path, result)
@@ -698,12 +745,15 @@ def _postfix(bank: Bank) -> str:
 
 
 def _flags(grp: HeadGroup, g: int, steps: int, eval_every: int) -> list[str]:
-    """diverged: loss went NaN/inf; untrained: stopped before its first dev evaluation;
-    not_converged: its best dev score came at the last of several evaluations of a full run,
-    so it was still improving when the step budget ran out."""
+    """diverged: loss went NaN/inf and the head stopped; nonfinite_steps: some steps were
+    skipped for a NaN/inf gradient (s3prl's behaviour); untrained: stopped before its first dev
+    evaluation; not_converged: its best dev score came at the last of several evaluations of a
+    full run, so it was still improving when the step budget ran out."""
     flags = []
     if grp.diverged[g] >= 0:
         flags.append("diverged")
+    if grp.skipped[g] > 0:
+        flags.append("nonfinite_steps")
     if grp.best_dev[g] is None:
         flags.append("untrained")
     elif grp.best_step[g] == steps and steps > eval_every:
@@ -711,14 +761,17 @@ def _flags(grp: HeadGroup, g: int, steps: int, eval_every: int) -> list[str]:
     return flags
 
 
-def _result(config, chash, task, bank: Bank, specs, up, data: Corpus, label, device, timings) -> dict[str, Any]:
-    per_layer, ws, best_steps, stopped = [], None, {}, {}
+def _result(config, chash, task, space, bank: Bank, specs, up, data: Corpus, label, device,
+            timings) -> dict[str, Any]:
+    per_layer, ws, best_steps, stopped, skipped = [], None, {}, {}, {}
     budget = (int(config["params"]["steps"]), int(config["params"]["eval_every"]))
     for grp in bank.groups:
         for g, name in enumerate(grp.names):
             best_steps[name] = grp.best_step[g]
             if grp.diverged[g] >= 0:
                 stopped[name] = grp.diverged[g]
+            if grp.skipped[g]:
+                skipped[name] = grp.skipped[g]
             if name == WS:
                 ws = {"dev": grp.best_dev[g], "test": grp.test[g],
                       "weights": grp.featurizer.normalized().detach().cpu().tolist(),
@@ -737,6 +790,7 @@ def _result(config, chash, task, bank: Bank, specs, up, data: Corpus, label, dev
         "task": task.name,
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
+        "targets": task.target_info(space),
         "per_layer": per_layer,
         "weighted_sum": ws,
         "corpus": {"path": config["corpus"], "kind": data.kind,
@@ -749,6 +803,7 @@ def _result(config, chash, task, bank: Bank, specs, up, data: Corpus, label, dev
         "device": str(device),
         "best_steps": best_steps,
         "diverged_at": stopped,
+        "skipped_steps": skipped,
     }
 
 

@@ -1,29 +1,36 @@
-"""ASR (SUPERB ASR): LibriSpeech characters, Linear -> 2-layer BiLSTM -> CTC head, greedy, WER."""
+"""ASR (SUPERB ASR): LibriSpeech characters, Linear -> 2-layer BiLSTM -> CTC head, greedy, WER.
+
+Targets as s3prl's `downstream/asr` builds them: the upper-cased transcript, `|` between
+words and after the last one, one token per character, then `</s>` (fairseq's `encode_line`
+appends it). Outputs are s3prl's fairseq dictionary over `downstream/asr/char.dict`: `<s>`
+(the CTC blank), `<pad>`, `</s>`, `<unk>`, then the 28 characters in the file's
+(frequency) order = 32. Scoring drops `</s>` and joins characters into words at `|`.
+"""
 
 from __future__ import annotations
-
-import string
 
 import torch
 
 from tasks.base import BiLSTMHead, CTCTask, ModuleHeads, Splits, Vocab
 
 WORD_SEP = "|"
-CHARS: tuple[str, ...] = (WORD_SEP, "'", *string.ascii_uppercase)
+SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary's bos, pad, eos, unk
+# The symbols of s3prl's downstream/asr/char.dict, in its order.
+CHARS: tuple[str, ...] = tuple("|ETAONIHSRDLUMCWFGYPBVK'XJQZ")
 
 
 class SpeechRecognition(CTCTask):
-    """Characters A-Z, apostrophe and a word separator; SpecAugment comes from the config."""
+    """SpecAugment (with time warping) comes from the preset."""
 
     name = "asr"
     corpus_kind = "librispeech"
     splits = Splits("train-clean-100", "dev-clean", "test-clean")
     metric = "wer"
 
-    def vocab(self) -> Vocab:
-        return Vocab(CHARS)
+    def fit(self, train, cfg=None, root=None) -> Vocab:
+        return Vocab(SPECIALS + CHARS, blank=0, eos=2, info={"scheme": "characters (s3prl char.dict)"})
 
-    def tokens(self, utt) -> list[str]:
+    def tokens(self, utt, space=None) -> list[str]:
         words = utt.text.upper().split()
         if not words:
             raise ValueError(f"task asr: utterance {utt.id} ({utt.path}) has an empty transcript")
@@ -31,7 +38,7 @@ class SpeechRecognition(CTCTask):
         if bad:
             raise ValueError(f"task asr: utterance {utt.id} transcript {utt.text!r} has characters "
                              f"outside A-Z and apostrophe: {bad}")
-        return list(WORD_SEP.join(words))
+        return list(WORD_SEP.join(words) + WORD_SEP)
 
     def render(self, toks) -> str:
         return " ".join("".join(toks).replace(WORD_SEP, " ").split())

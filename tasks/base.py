@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import jiwer
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.data.lexicon import Lexicon
 from bench.data.manifest import Utterance
 
 Level = Literal["utterance", "frame"]
@@ -154,34 +156,58 @@ class WeightedSum(nn.Module):
         return torch.tensordot(w, layers, dims=([0], [0]))
 
 
-def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
-    """Zero random time and feature bands of [..., B, T, D] (same masks for every head).
+def _time_warp(seq: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
+    """s3prl's TimeWarp of one utterance [G, n, D]: the frames before a random centre are
+    stretched or squeezed (bicubic) to end at a random point within +-window of it."""
+    n, d = seq.shape[-2:]
+    if n - window <= window:
+        return seq
+    center = int(torch.randint(window, n - window, (1,), generator=generator))
+    warped = int(torch.randint(center - window, center + window, (1,), generator=generator)) + 1
+    img = seq[:, None]
+    left = F.interpolate(img[:, :, :center], (warped, d), mode="bicubic", align_corners=False)
+    right = F.interpolate(img[:, :, center:], (n - warped, d), mode="bicubic", align_corners=False)
+    return torch.cat([left, right], dim=2)[:, 0]
 
-    Follows s3prl's ASR defaults (num_time_mask x width drawn from [low, high) frames of
-    time_mask_width_range, num_freq_mask x width from [low, high) of freq_mask_width_range,
-    capped at half the feature dim for tiny test models); time warping is not applied.
-    Masking commutes with the weighted sum, so sharing masks across heads changes nothing
-    for any single head.
+
+def _band_mask(size: int, width: Sequence[int], num: int, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """s3prl's MaskAlongAxis: `num` bands per utterance, widths in [low, high), start positions
+    drawn below `size` minus the widest band of the whole batch. [B, size] bool."""
+    length = torch.randint(int(width[0]), int(width[1]), (batch, num), generator=generator).unsqueeze(2)
+    pos = torch.randint(0, max(1, size - int(length.max())), (batch, num), generator=generator).unsqueeze(2)
+    aran = torch.arange(size)[None, None, :]
+    return ((pos <= aran) & (aran < pos + length)).any(dim=1)
+
+
+def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+    """s3prl's SpecAug (downstream/specaug.py) on [..., B, T, D], the same draws for every head.
+
+    In s3prl's order and with its random draws in the same sequence (so a generator seeded
+    like torch's global one reproduces s3prl's masks): time warp of each utterance within its
+    length (when apply_time_warp), then num_freq_mask feature bands, then num_time_mask time
+    bands, each band's position drawn over the whole padded batch. Frames past an utterance's
+    length come out zero, as in s3prl's re-padded batch. Warping and masking are linear in
+    the features, so they commute with the weighted sum and sharing draws across heads
+    changes nothing for any single head.
     """
     if not cfg.get("enabled", False):
         return x
-    *_, b, t, d = x.shape
-    keep = torch.ones(b, t, d)
-    lo_t, hi_t = cfg["time_mask_width_range"]
-    lo_f, hi_f = cfg["freq_mask_width_range"]
-    for i in range(b):
-        n = int(lens[i])
-        for _ in range(int(cfg["num_time_mask"])):
-            w = int(torch.randint(lo_t, max(lo_t + 1, min(hi_t, n)), (1,), generator=generator))
-            if 0 < w < n:
-                s = int(torch.randint(0, n - w + 1, (1,), generator=generator))
-                keep[i, s:s + w, :] = 0
-        for _ in range(int(cfg["num_freq_mask"])):
-            w = int(torch.randint(lo_f, max(lo_f + 1, min(hi_f, d // 2)), (1,), generator=generator))
-            if w > 0:
-                s = int(torch.randint(0, d - w + 1, (1,), generator=generator))
-                keep[i, :, s:s + w] = 0
-    return x * keep.to(x.device, x.dtype)
+    *lead, b, t, d = x.shape
+    y = x.reshape(-1, b, t, d)
+    n = [int(v) for v in lens]
+    t_max = max(n)
+    if cfg.get("apply_time_warp", False):
+        window = int(cfg["time_warp_window"])
+        y = torch.stack([F.pad(_time_warp(y[:, i, : n[i]], window, generator), (0, 0, 0, t - n[i]))
+                         for i in range(b)], dim=1)
+    if int(cfg["num_freq_mask"]) > 0:
+        freq = _band_mask(d, cfg["freq_mask_width_range"], int(cfg["num_freq_mask"]), b, generator)
+        y = y.masked_fill(freq[:, None, :].to(y.device), 0.0)
+    if int(cfg["num_time_mask"]) > 0:
+        time = F.pad(_band_mask(t_max, cfg["time_mask_width_range"], int(cfg["num_time_mask"]), b, generator),
+                     (0, t - t_max))
+        y = y.masked_fill(time[:, :, None].to(y.device), 0.0)
+    return y.reshape(*lead, b, t, d)
 
 
 def ctc_greedy(logits: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> list[list[int]]:
@@ -199,12 +225,13 @@ def ctc_greedy(logits: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> list
     return out
 
 
-def ctc_losses(logits: torch.Tensor, lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
+def ctc_losses(logits: torch.Tensor, lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor,
+               blank: int = 0) -> torch.Tensor:
     """Per-head CTC loss of [G, B, T, V] logits: s3prl's mean reduction (per target length), zero_infinity."""
     g, b, t, v = logits.shape
     logp = F.log_softmax(logits.float(), dim=-1).reshape(g * b, t, v).transpose(0, 1)
     loss = F.ctc_loss(logp, targets.repeat(g, 1), lens.repeat(g), target_lens.repeat(g),
-                      blank=0, reduction="none", zero_infinity=True)
+                      blank=blank, reduction="none", zero_infinity=True)
     return (loss / target_lens.repeat(g).clamp(min=1)).reshape(g, b).mean(1)
 
 
@@ -243,8 +270,13 @@ class Task(ABC):
     higher_is_better: bool
 
     @abstractmethod
-    def fit(self, train: Sequence[Utterance]) -> Any:
-        """Label maps or vocabulary from the training split."""
+    def fit(self, train: Sequence[Utterance], cfg: dict[str, Any], root: Path) -> Any:
+        """Label maps or vocabulary: from the training split, the preset values `cfg`, and the
+        corpus folder `root` (relative paths in `cfg` are resolved beside it)."""
+
+    @abstractmethod
+    def target_info(self, space: Any) -> dict[str, Any]:
+        """What the result file records about the targets: scheme, number of outputs, sources."""
 
     @abstractmethod
     def targets(self, utts: Sequence[Utterance], space: Any) -> Batch: ...
@@ -269,8 +301,8 @@ class Task(ABC):
     def score(self, refs: Sequence[Any], preds: Sequence[Any]) -> float:
         """The metric in percent."""
 
-    def train_labels(self, train: Sequence[Utterance]) -> list[str] | None:
-        """Labels for a class-balanced sampler; None = plain shuffling."""
+    def balanced_draw(self, utts: Sequence[Utterance]) -> tuple[list[str], list[str]] | None:
+        """(class, item) of each utterance for a class-balanced sampler; None = plain shuffling."""
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -308,7 +340,7 @@ class ClassificationTask(Task):
         self.slots = tuple(slots)
         self.balanced = balanced
 
-    def fit(self, train: Sequence[Utterance]) -> SlotSpace:
+    def fit(self, train: Sequence[Utterance], cfg=None, root=None) -> SlotSpace:
         classes = []
         for slot in self.slots:
             missing = [u.id for u in train if slot not in u.labels]
@@ -328,6 +360,10 @@ class ClassificationTask(Task):
                 row.append(names.index(label) if label in names else -1)
             rows.append(row)
         return Batch(torch.tensor(rows, dtype=torch.long).reshape(len(utts), len(space.slots)))
+
+    def target_info(self, space: SlotSpace) -> dict[str, Any]:
+        return {"scheme": "classes", "outputs": sum(space.sizes),
+                "classes": {slot: list(names) for slot, names in zip(space.slots, space.classes)}}
 
     def make_heads(self, groups, dim, space: SlotSpace, cfg, generator) -> PooledHeads:
         return PooledHeads(groups, dim, int(cfg["head"]["hidden"]), sum(space.sizes), generator)
@@ -362,10 +398,12 @@ class ClassificationTask(Task):
             raise ValueError(f"task {self.name}: nothing to score")
         return 100.0 * sum(r == p for r, p in zip(refs, preds)) / len(refs)
 
-    def train_labels(self, train):
+    def balanced_draw(self, utts):
+        """s3prl weighs list entries by class; an entry is a file, so the crops of one file
+        (Speech Commands `_silence_`) are one item, drawn whole and then cropped at random."""
         if not self.balanced:
             return None
-        return ["/".join(u.labels[s] for s in self.slots) for u in train]
+        return ["/".join(u.labels[s] for s in self.slots) for u in utts], [str(u.path) for u in utts]
 
 
 # ---------------------------------------------------------------- CTC sequence tasks
@@ -373,20 +411,29 @@ class ClassificationTask(Task):
 
 @dataclass(frozen=True)
 class Vocab:
-    """CTC output symbols; index 0 is the blank."""
+    """CTC outputs in the recipe's order: output i is `symbols[i]`, `blank` the CTC blank.
 
-    tokens: tuple[str, ...]
+    `eos`, when set, is appended to every target (s3prl's text encoders do) and dropped from
+    hypotheses before scoring, as s3prl does. `lexicon` maps words to pronunciations for
+    lexicon-based phone targets. `info` is what the result file records about the targets.
+    """
+
+    symbols: tuple[str, ...]
+    blank: int = 0
+    eos: int | None = None
+    lexicon: Lexicon | None = field(default=None, compare=False, repr=False)
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def size(self) -> int:
-        return len(self.tokens) + 1
+        return len(self.symbols)
 
     def encode(self, toks: Sequence[str]) -> list[int]:
-        index = {t: i + 1 for i, t in enumerate(self.tokens)}
+        index = {t: i for i, t in enumerate(self.symbols)}
         return [index[t] for t in toks]
 
     def decode(self, ids: Sequence[int]) -> list[str]:
-        return [self.tokens[i - 1] for i in ids]
+        return [self.symbols[i] for i in ids if i != self.eos]
 
 
 class CTCTask(Task):
@@ -396,33 +443,28 @@ class CTCTask(Task):
     higher_is_better = False
 
     @abstractmethod
-    def vocab(self) -> Vocab: ...
-
-    @abstractmethod
-    def tokens(self, utt: Utterance) -> list[str]:
-        """The target symbol sequence of one utterance."""
+    def tokens(self, utt: Utterance, space: Vocab) -> list[str]:
+        """The target symbol sequence of one utterance (without the eos)."""
 
     @abstractmethod
     def render(self, toks: Sequence[str]) -> str:
         """Symbols -> the space-separated string the error rate is computed over."""
 
-    def fit(self, train):
-        return self.vocab()
-
     def targets(self, utts, space: Vocab) -> Batch:
-        seqs = [space.encode(self.tokens(u)) for u in utts]
+        toks = [self.tokens(u, space) for u in utts]
+        eos = [] if space.eos is None else [space.eos]
+        seqs = [space.encode(t) + eos for t in toks]
         lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
         y = torch.zeros(len(seqs), max(1, int(lens.max()) if len(seqs) else 1), dtype=torch.long)
         for i, s in enumerate(seqs):
             y[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        refs = [self.render(self.tokens(u)) for u in utts]
-        return Batch(y, lens, refs)
+        return Batch(y, lens, [self.render(t) for t in toks])
 
-    def losses(self, logits, lens, batch, space) -> torch.Tensor:
-        return ctc_losses(logits, lens, batch.y, batch.y_lens)
+    def losses(self, logits, lens, batch, space: Vocab) -> torch.Tensor:
+        return ctc_losses(logits, lens, batch.y, batch.y_lens, blank=space.blank)
 
     def predict(self, logits, lens, space: Vocab) -> list[list[str]]:
-        return [[self.render(space.decode(ids)) for ids in ctc_greedy(logits[g], lens)]
+        return [[self.render(space.decode(ids)) for ids in ctc_greedy(logits[g], lens, space.blank)]
                 for g in range(logits.shape[0])]
 
     def references(self, batch, space) -> list[str]:
@@ -430,3 +472,8 @@ class CTCTask(Task):
 
     def score(self, refs, preds) -> float:
         return error_rate(refs, preds)
+
+    def target_info(self, space: Vocab) -> dict[str, Any]:
+        """`eos`: the symbol appended to every target (None: targets end with their last token)."""
+        return {**space.info, "outputs": space.size, "blank": space.symbols[space.blank],
+                "eos": None if space.eos is None else space.symbols[space.eos], "symbols": list(space.symbols)}

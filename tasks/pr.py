@@ -1,25 +1,85 @@
-"""Phoneme recognition (SUPERB PR): LibriSpeech, linear CTC head over the 39 ARPAbet phones, PER."""
+"""Phoneme recognition (SUPERB PR): LibriSpeech, linear CTC head, phone error rate.
+
+Two target schemes, chosen by the preset's `targets.scheme`:
+
+- `lexicon` (SUPERB; s3prl's `downstream/ctc/libriphone.yaml` recipe): each transcript word
+  is replaced by its first pronunciation in the lexicon files (read in the order given), so
+  targets are stressed ARPAbet. Outputs follow s3prl's word text encoder over its phoneme
+  vocabulary: `<pad>` (the CTC blank), `<eos>`, `<unk>`, then SIL, SPN and the 69 stressed
+  phones = 74; every target ends with `<eos>`, which scoring ignores (s3prl decodes up to it).
+- `alignment39`: the alignment's phone tier with stress removed and silences dropped — the
+  39-phone set of analyses that need time-aligned phones; blank + 39 = 40 outputs, no eos.
+"""
 
 from __future__ import annotations
 
-from bench.data.arpabet import PHONES39, normalize_phone
+from pathlib import Path
+
+from bench.config import ConfigError
+from bench.data.arpabet import PHONES39, PHONES71, normalize_phone
+from bench.data.lexicon import read_lexicon
 from tasks.base import CTCTask, FrameLinearHeads, Splits, Vocab
+
+SCHEMES = ("lexicon", "alignment39")
+# s3prl's CharacterTextEncoder/WordTextEncoder reserve the first three ids.
+PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
+
+
+def lexicon_paths(cfg: dict, root: Path) -> list[Path]:
+    """The preset's lexicon files; relative paths are taken beside the LibriSpeech folder."""
+    paths = cfg.get("lexicon")
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths or not all(isinstance(p, str) and p for p in paths):
+        raise ConfigError(f"pr targets.lexicon must be a list of lexicon file paths, got {paths!r}")
+    out = []
+    for p in paths:
+        path = Path(p).expanduser()
+        out.append(path if path.is_absolute() else Path(root).parent / path)
+    return out
 
 
 class PhonemeRecognition(CTCTask):
-    """Targets are the alignments' phone tier, stress removed and silences dropped."""
-
     name = "pr"
     corpus_kind = "librispeech"
     splits = Splits("train-clean-100", "dev-clean", "test-clean")
     metric = "per"
 
-    def vocab(self) -> Vocab:
-        return Vocab(tuple(PHONES39))
+    def fit(self, train, cfg, root) -> Vocab:
+        targets = cfg["targets"]
+        scheme = targets.get("scheme")
+        if scheme == "alignment39":
+            return Vocab(("<blank>",) + PHONES39, info={"scheme": "alignment39"})
+        if scheme != "lexicon":
+            raise ConfigError(f"pr targets.scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+        paths = lexicon_paths(targets, root)
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"PR lexicon file(s) not found: {', '.join(missing)}. SUPERB's are in the s3prl repository "
+                "under s3prl/downstream/ctc/lexicon/ (librispeech-lexicon-200k-g2p.txt, "
+                "librispeech-lexicon-allothers-g2p.txt): put them in lexicon/ beside the LibriSpeech folder, "
+                "or set targets.lexicon to their paths")
+        lexicon = read_lexicon(paths, PHONES71)
+        info = {"scheme": "lexicon", "lexicon": [{"path": p, "sha256": h} for p, h in lexicon.sources],
+                "pronunciation": "first in file order"}
+        return Vocab((PAD, EOS, UNK) + PHONES71, blank=0, eos=1, lexicon=lexicon, info=info)
 
-    def tokens(self, utt) -> list[str]:
+    def tokens(self, utt, space: Vocab) -> list[str]:
+        if space.lexicon is not None:
+            words = utt.text.split()
+            if not words:
+                raise ValueError(f"task pr: utterance {utt.id} ({utt.path}) has an empty transcript")
+            out: list[str] = []
+            for w in words:
+                try:
+                    out += space.lexicon.pronounce(w)
+                except KeyError as e:
+                    raise ValueError(f"task pr: utterance {utt.id}: {e.args[0]}") from None
+            return out
         if utt.phones is None:
-            raise ValueError(f"task pr: utterance {utt.id} ({utt.path}) has no phone alignment")
+            raise ValueError(f"task pr: utterance {utt.id} ({utt.path}) has no phone alignment "
+                             "(targets.scheme alignment39 needs one)")
         out = []
         for seg in utt.phones:
             try:

@@ -188,14 +188,17 @@ def test_speech_commands_hash_split_and_classes(tmp_path, caplog):
                                 (f"yes/{s}_nohash_0.wav", "yes")]
     all_ids = {u.id for split in c.splits.values() for u in split}
     assert not any(spk["excluded"] in i for i in all_ids)
-    # _silence_: whole 1-second crops of each noise file; train on the 0,1,2 s grid, dev on 0.5,1.5 s
-    sil_train = sorted((u.path.name, u.offset, u.duration) for u in c.split("train") if u.labels["keyword"] == "_silence_")
-    assert sil_train == [("pink_noise.wav", 0.0, 1.0), ("pink_noise.wav", 1.0, 1.0), ("white_noise.wav", 0.0, 1.0),
-                         ("white_noise.wav", 1.0, 1.0), ("white_noise.wav", 2.0, 1.0)]
-    sil_dev = sorted((u.path.name, u.offset) for u in c.split("dev") if u.labels["keyword"] == "_silence_")
-    assert sil_dev == [("pink_noise.wav", 0.5), ("white_noise.wav", 0.5), ("white_noise.wav", 1.5)]
+    # _silence_: the 1-second crops of each noise file on the SILENCE_HOP_S grid, the same in train and dev
+    sil = {split: sorted((u.path.name, u.offset, u.duration) for u in c.split(split) if u.labels["keyword"] == "_silence_")
+           for split in ("train", "dev")}
+    assert sil["train"] == sil["dev"] == [("pink_noise.wav", k * 0.25, 1.0) for k in range(5)] + [
+        ("white_noise.wav", k * 0.25, 1.0) for k in range(9)]  # 2.0 s -> offsets 0..1; 3.2 s -> 0..2
     crop = next(u for u in c.split("train") if u.offset == 2.0)
     assert crop.load().shape == (16000,)
+    # every KS file is read 3 dB down, as s3prl's sox `gain -3.0`
+    raw, _ = sf.read(str(crop.path), dtype="float32", start=32000, frames=16000)
+    assert all(u.gain_db == -3.0 for split in c.splits.values() for u in split)
+    np.testing.assert_allclose(crop.load(), raw * 10 ** (-3 / 20), rtol=1e-6)
     assert sorted(u.labels["keyword"] for u in c.split("test")) == ["_silence_", "_unknown_", "yes"]
     assert label_maps(c)["keyword"] == ["_silence_", "_unknown_", "stop", "yes"]
     # a list file that disagrees is reported, and the hash rule still decides
@@ -207,7 +210,7 @@ def test_speech_commands_hash_split_and_classes(tmp_path, caplog):
     assert [u.id for u in again.split("dev")] == [u.id for u in c.split("dev")]
     # the folder itself works as root
     c2 = open_corpus(tmp_path / "speech_commands_v0.01", splits=["dev"])
-    assert list(c2.splits) == ["dev"] and len(c2.split("dev")) == 6
+    assert list(c2.splits) == ["dev"] and len(c2.split("dev")) == 3 + 14  # 3 words + 14 silence crops
 
 
 def test_speech_commands_bad_inputs(tmp_path):
@@ -217,7 +220,7 @@ def test_speech_commands_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match=f"{spk['train']}_nohash_1.wav"):
         open_corpus(tmp_path, "speech_commands")
     c = open_corpus(tmp_path, "speech_commands", skip_bad=True)
-    assert len(c.problems) == 1 and len(c.split("train")) == 3 + 5
+    assert len(c.problems) == 1 and len(c.split("train")) == 3 + 14  # 14 silence crops
     (sc / "yes" / f"{spk['train']}_nohash_1.wav").unlink()
     import shutil
 

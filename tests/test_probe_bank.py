@@ -79,7 +79,7 @@ def test_bank_recovers_layer_order_frame_level(tmp_path):
     corpus = phone_corpus(tmp_path / "pr")
     up = SignalUpstream([0.3, 0.55, 0.8, 1.05, 1.3])
     out = run_probe(up, "pr", corpus, out_dir=tmp_path / "runs", progress=False,
-                    overrides={"steps": 100, "eval_every": 25})
+                    overrides={"steps": 100, "eval_every": 25, "targets": {"scheme": "alignment39"}})
     scores = _scores(out.result)
     rho = spearmanr(range(len(scores)), scores)[0]
     assert rho > 0.9, scores  # PER grows with the noise
@@ -129,13 +129,29 @@ def test_diverged_head_is_flagged_and_the_others_go_on(tmp_path):
     assert on_disk["per_layer"][0]["flags"] == ["diverged", "untrained"]
 
 
+def test_nonfinite_skip_goes_on_like_s3prl(tmp_path):
+    """`nonfinite: skip` (the superb presets): a NaN-gradient step is skipped for that head only,
+    which keeps training and is tested; the other heads are untouched by it."""
+    corpus = class_corpus(tmp_path / "ks", classes=3, per_class={"train": 8, "dev": 4, "test": 4})
+    up = SignalUpstream([0.3, 0.6, 0.9], nan_layer=0)
+    kw = dict(out_dir=tmp_path / "runs", progress=False)
+    out = run_probe(up, "ks", corpus, overrides={"steps": 30, "eval_every": 10, "nonfinite": "skip"}, **kw)
+    rows = out.result["per_layer"]
+    assert rows[0]["flags"] == ["nonfinite_steps"] and rows[0]["test"] is not None
+    assert out.result["skipped_steps"] == {"layer0": 30} and out.result["diverged_at"] == {}
+    stop = run_probe(up, "ks", corpus, overrides={"steps": 30, "eval_every": 10}, force=True, **kw)
+    assert [r["test"] for r in rows[1:]] == [r["test"] for r in stop.result["per_layer"][1:]]
+
+
 def test_not_converged_flag_marks_heads_still_improving_at_the_last_evaluation():
     from types import SimpleNamespace
 
     from bench.probe import _flags
 
-    grp = SimpleNamespace(diverged=[-1, -1, 3, -1], best_dev=[50.0, 60.0, None, 70.0], best_step=[100, 40, None, 20])
-    assert [_flags(grp, g, 100, 20) for g in range(4)] == [["not_converged"], [], ["diverged", "untrained"], []]
+    grp = SimpleNamespace(diverged=[-1, -1, 3, -1], skipped=[0, 2, 0, 0], best_dev=[50.0, 60.0, None, 70.0],
+                          best_step=[100, 40, None, 20])
+    assert [_flags(grp, g, 100, 20) for g in range(4)] == [["not_converged"], ["nonfinite_steps"],
+                                                           ["diverged", "untrained"], []]
     assert _flags(grp, 3, 20, 20) == []  # one evaluation only: nothing to compare with
 
 

@@ -99,10 +99,19 @@ PR_SPLITS = {"train-clean-100": 40, "dev-clean": 12, "test-clean": 12}
 
 
 def phone_corpus(root: Path, phones: int = 8, counts: dict[str, int] | None = None, seed: int = 0) -> Corpus:
-    """LibriSpeech-like corpus with phone alignments: 4-8 phones of 4-7 frames each, silences at the ends."""
+    """LibriSpeech-like corpus with phone alignments: 4-8 phones of 4-7 frames each, silences at the ends.
+
+    The transcript's words are the phone names, and the lexicon the `quick` PR preset reads
+    (lexicon/synthetic-lexicon.txt beside the corpus folder) spells each as its one phone.
+    """
+    from bench.data.arpabet import VOWELS
+    from bench.data.lexicon import write_lexicon
+
     counts = counts or PR_SPLITS
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
+    write_lexicon(root.parent / "lexicon" / "synthetic-lexicon.txt",
+                  [(p, [p + "1" if p in VOWELS else p]) for p in PHONES39])
     inventory = list(PHONES39[:phones])
     sil = len(PHONES39)  # symbol written for silence
     splits = {}

@@ -25,28 +25,107 @@ def test_registry_names_and_unknown_name():
         tasks.get("slurp")
 
 
-def test_pr_targets_strip_stress_and_drop_silence():
+def _lexicon(tmp_path: Path) -> Path:
+    """Two lexicon files in s3prl's format; HELLO is listed three times (the first entry wins)."""
+    (tmp_path / "lexicon").mkdir()
+    (tmp_path / "lexicon" / "a.txt").write_text("HELLO\tHH AH0 L OW1\nWORLD  W ER1 L D\nHELLO\tHH EH0 L OW1\n\n")
+    (tmp_path / "lexicon" / "b.txt").write_text("HELLO\tHH AH1 L OW0\nTHE\tDH AH0\n")
+    return tmp_path / "LibriSpeech"
+
+
+PR_CFG = {"targets": {"scheme": "lexicon", "lexicon": ["lexicon/a.txt", "lexicon/b.txt"]}}
+
+
+def test_pr_lexicon_targets_match_s3prl_word_encoder(tmp_path):
+    from upstreams.s3prl_compat import install
+
+    install()
+    from s3prl.downstream.ctc.text import WordTextEncoder
+
+    from bench.data.arpabet import PHONES71
+
     pr = tasks.get("pr")
+    space = pr.fit([], PR_CFG, _lexicon(tmp_path))
+    u = _utt(text="THE WORLD HELLO")
+    phones = ["DH", "AH0", "W", "ER1", "L", "D", "HH", "AH0", "L", "OW1"]  # first pronunciation of each word
+    assert pr.tokens(u, space) == phones
+    # s3prl's encoder over its phoneme vocabulary (downstream/ctc/vocab/phoneme.txt = PHONES71)
+    (tmp_path / "phoneme.txt").write_text("\n".join(PHONES71) + "\n")
+    enc = WordTextEncoder.load_from_file(str(tmp_path / "phoneme.txt"))
+    b = pr.targets([u], space)
+    assert b.y[0].tolist() == enc.encode(" ".join(phones)) and enc.encode(" ".join(phones))[-1] == enc.eos_idx
+    assert space.size == enc.vocab_size == 74 and b.y_lens.tolist() == [11]
+    assert b.refs == [enc.decode(b.y[0].tolist())] == [" ".join(phones)]  # the eos is not scored
+    info = pr.target_info(space)
+    assert (info["scheme"], info["outputs"], info["blank"], info["eos"]) == ("lexicon", 74, "<pad>", "<eos>")
+    assert [Path(x["path"]).name for x in info["lexicon"]] == ["a.txt", "b.txt"]
+    # hypotheses drop blanks and eos as s3prl does (eos mid-sequence included)
+    bee = space.symbols.index("B")
+    ids = [0, bee, 1, bee, 0, 1]  # blank, B, eos, B, blank, eos
+    logits = torch.nn.functional.one_hot(torch.tensor([ids]), 74).float()[None]
+    assert pr.predict(logits, torch.tensor([6]), space) == [["B B"]]
+    with pytest.raises(ValueError, match="utterance u: word 'GOODBYE' is in no lexicon file"):
+        pr.targets([_utt(text="GOODBYE")], space)
+
+
+def test_pr_lexicon_errors_name_the_file(tmp_path):
+    pr = tasks.get("pr")
+    root = _lexicon(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"missing\.txt.*s3prl/downstream/ctc/lexicon/"):
+        pr.fit([], {"targets": {"scheme": "lexicon", "lexicon": ["lexicon/missing.txt"]}}, root)
+    (tmp_path / "lexicon" / "bad.txt").write_text("OK\tOW1 K EY1\nNO\tN OW9\n")
+    with pytest.raises(ValueError, match=r"bad\.txt line 2: 'NO' uses phone\(s\) \['OW9'\]"):
+        pr.fit([], {"targets": {"scheme": "lexicon", "lexicon": ["lexicon/bad.txt"]}}, root)
+    with pytest.raises(ValueError, match="targets.scheme must be one of lexicon, alignment39"):
+        pr.fit([], {"targets": {"scheme": "g2p"}}, root)
+
+
+def test_pr_alignment39_targets_strip_stress_and_drop_silence():
+    pr = tasks.get("pr")
+    space = pr.fit([], {"targets": {"scheme": "alignment39"}}, Path("."))
     u = _utt(phones=[Segment("", 0, .1), Segment("HH", .1, .2), Segment("AH0", .2, .3), Segment("sp", .3, .4),
                      Segment("L", .4, .5), Segment("OW1", .5, .6), Segment("sil", .6, .7)])
-    assert pr.tokens(u) == ["HH", "AH", "L", "OW"]
-    space = pr.fit([u])
+    assert pr.tokens(u, space) == ["HH", "AH", "L", "OW"]
     b = pr.targets([u], space)
-    assert b.refs == ["HH AH L OW"] and b.y_lens.tolist() == [4] and (b.y > 0).all()
+    assert b.refs == ["HH AH L OW"] and b.y_lens.tolist() == [4] and (b.y > 0).all()  # no eos
     assert space.decode(b.y[0].tolist()) == ["HH", "AH", "L", "OW"]
+    assert pr.target_info(space)["outputs"] == 40 and pr.target_info(space)["eos"] is None
     with pytest.raises(ValueError, match="has no phone alignment"):
-        pr.tokens(_utt(id="x"))
+        pr.tokens(_utt(id="x"), space)
     with pytest.raises(ValueError, match="utterance bad.*'QQ'"):
-        pr.tokens(_utt(id="bad", phones=[Segment("QQ", 0, 1)]))
+        pr.tokens(_utt(id="bad", phones=[Segment("QQ", 0, 1)]), space)
 
 
-def test_asr_characters_and_rendering():
+def test_asr_targets_match_s3prl_dictionary(tmp_path):
+    from types import SimpleNamespace
+
+    from upstreams.s3prl_compat import install
+
+    install()
+    from s3prl.downstream.asr.dataset import SequenceDataset
+    from s3prl.downstream.asr.dictionary import Dictionary
+
+    from tasks.asr import CHARS
+
     asr = tasks.get("asr")
-    u = _utt(text="it's a  TEST")
-    assert asr.tokens(u) == list("IT'S|A|TEST")
+    space = asr.fit([])
+    # s3prl's transcript processing on a LibriSpeech chapter file, and its fairseq dictionary
+    chapter = tmp_path / "train-clean-100" / "19" / "198"
+    chapter.mkdir(parents=True)
+    text = "IT'S A TEST OF THE CHARACTER TARGETS"
+    (chapter / "19-198.trans.txt").write_text(f"19-198-0001 {text}\n")
+    ref = SequenceDataset._load_transcript(SimpleNamespace(libri_root=str(tmp_path)),
+                                           ["train-clean-100/19/198/19-198-0001.flac"])["19-198-0001"]
+    (tmp_path / "char.dict").write_text("".join(f"{c} {1000 - i}\n" for i, c in enumerate(CHARS)))
+    d = Dictionary.load(str(tmp_path / "char.dict"))
+    want = d.encode_line(ref, line_tokenizer=lambda x: x.split(), add_if_not_exist=False).tolist()
+    b = asr.targets([_utt(text=text.lower())], space)
+    assert b.y[0].tolist() == want and want[-1] == d.eos() and want[-2] == d.index("|")
+    assert space.size == len(d) == 32 and space.blank == d.bos()
+    assert b.refs == [text]
+    info = asr.target_info(space)
+    assert (info["outputs"], info["blank"], info["eos"]) == (32, "<s>", "</s>")
     assert asr.render(list("|HELLO||WORLD|")) == "HELLO WORLD"
-    space = asr.fit([u])
-    assert space.size == 29  # blank + | + ' + 26 letters
     with pytest.raises(ValueError, match="characters outside A-Z"):
         asr.tokens(_utt(id="n", text="ROOM 101"))
 
@@ -104,11 +183,12 @@ def test_ic_accuracy_needs_all_three_slots():
     assert unseen.y[0, 0] == -1  # a label never seen in training counts as wrong, never crashes
 
 
-def test_ks_is_balanced_and_slurp_uses_one_slot():
+def test_ks_is_balanced_by_file_and_slurp_uses_one_slot():
     ks = tasks.get("ks")
     train = [_utt(id=str(i), labels={"keyword": w}) for i, w in enumerate(["yes", "yes", "no"])]
-    assert ks.train_labels(train) == ["yes", "yes", "no"]
-    assert tasks.get("slurp_action").slots == ("action",) and tasks.get("slurp_scenario").train_labels(train) is None
+    labels, items = ks.balanced_draw(train)
+    assert labels == ["yes", "yes", "no"] and len(set(items)) == 1  # handmade utterances share one path
+    assert tasks.get("slurp_action").slots == ("action",) and tasks.get("slurp_scenario").balanced_draw(train) is None
     with pytest.raises(ValueError, match="lack label 'scenario'"):
         tasks.get("slurp_scenario").fit(train)
 
@@ -136,22 +216,44 @@ def test_bilstm_heads_respect_lengths():
     assert torch.allclose(long[:, :, :9], heads(x, torch.tensor([9])), atol=1e-5)  # padding never leaks in
 
 
-def test_spec_augment_masks_bands_within_lengths():
-    cfg = {"enabled": True, "num_time_mask": 2, "time_mask_width_range": [3, 3], "num_freq_mask": 1,
-           "freq_mask_width_range": [2, 2]}
-    x = torch.ones(3, 2, 20, 8)  # [G, B, T, D]
-    y = spec_augment(x, torch.tensor([20, 10]), cfg, torch.Generator().manual_seed(0))
-    assert torch.equal(y[0], y[1]) and torch.equal(y[0], y[2])  # the same masks for every head
-    zero_cols = (y[0, 0] == 0).all(0).sum()
-    assert zero_cols == 2
-    assert (y[0, 1, 10:] != 0).any(-1).all()  # time masks stay inside the 10 valid frames
-    assert spec_augment(x, torch.tensor([20, 10]), {"enabled": False}, torch.Generator()) is x
+SPECAUG = {"enabled": True, "apply_time_warp": True, "time_warp_window": 5, "num_time_mask": 2,
+           "time_mask_width_range": [0, 40], "num_freq_mask": 4, "freq_mask_width_range": [0, 50]}
+
+
+def test_spec_augment_with_time_warp_equals_s3prl_specaug():
+    from upstreams.s3prl_compat import install
+
+    install()
+    from s3prl.downstream.specaug import SpecAug
+
+    s3prl_cfg = {k: v for k, v in SPECAUG.items() if k != "enabled"}
+    lens = torch.tensor([120, 97, 60, 8])  # the last is too short to warp (s3prl leaves it)
+    x = torch.randn(2, 4, 130, 64)  # [G, B, T, D]: two heads
+    for seed in range(5):
+        torch.manual_seed(seed)  # s3prl draws from torch's global generator
+        ref, _ = SpecAug(**s3prl_cfg)([x[0, i, : lens[i]].clone() for i in range(4)])
+        y = spec_augment(x, lens, SPECAUG, torch.Generator().manual_seed(seed))
+        assert y.shape == x.shape and torch.equal(y[0] == 0, y[1] == 0)  # the same draws for every head
+        for i in range(4):
+            assert torch.allclose(y[0, i, : lens[i]], ref[i], atol=1e-6)
+            assert (y[:, i, lens[i]:] == 0).all()  # past the length: zeros, as s3prl's re-padded batch
+    # mask statistics: widths in [0, 50) over the whole feature axis (no cap), time bands over the batch
+    torch.manual_seed(0)
+    frac = torch.stack([(spec_augment(torch.ones(1, 8, 100, 64), torch.full((8,), 100),
+                                      dict(SPECAUG, apply_time_warp=False), torch.Generator().manual_seed(s)) == 0)
+                        .float().mean() for s in range(50)]).mean()
+    s3 = SpecAug(**dict(s3prl_cfg, apply_time_warp=False))
+    ref = torch.stack([(torch.stack(s3([torch.ones(100, 64) for _ in range(8)])[0]) == 0).float().mean()
+                       for _ in range(50)]).mean()
+    assert abs(frac - ref) < 0.05 and frac > 0.3  # 4 bands up to 49 of 64 features mask a lot
+    assert spec_augment(x, lens, {"enabled": False}, torch.Generator()) is x
 
 
 def test_superb_presets_follow_the_design_table():
-    want = {"pr": (100000, 1e-2, 16, 2, 1000), "asr": (200000, 1e-4, 16, 1, 2000), "ic": (200000, 1e-4, 32, 1, 4000),
-            "ks": (200000, 1e-4, 32, 1, 4000), "slurp_scenario": (200000, 1e-4, 32, 1, 4000),
-            "slurp_action": (200000, 1e-4, 32, 1, 4000)}
+    # (steps, lr, batch, accumulation, eval interval): s3prl's config.yaml / libriphone.yaml runner values
+    want = {"pr": (100000, 1e-2, 16, 2, 1000), "asr": (200000, 1e-4, 32, 1, 2000), "ic": (200000, 1e-4, 32, 1, 5000),
+            "ks": (200000, 1e-4, 32, 1, 5000), "slurp_scenario": (200000, 1e-4, 32, 1, 5000),
+            "slurp_action": (200000, 1e-4, 32, 1, 5000)}
     for name in tasks.names():
         presets = load_yaml(CONFIG_DIR / "tasks" / f"{name}.yaml")
         assert set(presets) == {"superb", "quick"}
@@ -159,7 +261,14 @@ def test_superb_presets_follow_the_design_table():
         assert (s["steps"], s["lr"], s["batch_size"], s["accumulate"], s["eval_every"]) == want[name], name
         assert s["clip"] == 1.0 and s["weighted_sum"] == {"enabled": True, "layer_norm": False}
         assert s["extract"]["bf16"] is False, name  # SUPERB runs the upstream in fp32
+        assert s["nonfinite"] == "skip", name  # s3prl skips NaN-gradient steps
         assert set(presets["quick"]) == set(s), name  # every superb key can be overridden in quick too
-    assert load_yaml(CONFIG_DIR / "tasks" / "asr.yaml")["superb"]["head"] == {
-        "proj": 1024, "hidden": 1024, "layers": 2, "dropout": 0.2}
-    assert load_yaml(CONFIG_DIR / "tasks" / "pr.yaml")["superb"]["head"] == {"hidden": 256}
+    asr = load_yaml(CONFIG_DIR / "tasks" / "asr.yaml")["superb"]
+    assert asr["head"] == {"proj": 1024, "hidden": 1024, "layers": 2, "dropout": 0.2}
+    assert asr["half_batch_over_s"] == 2000 / 16000  # HALF_BATCHSIZE_TIME: 16 effective
+    assert asr["specaug"] == SPECAUG  # asr/config.yaml, time warping included
+    pr = load_yaml(CONFIG_DIR / "tasks" / "pr.yaml")["superb"]
+    assert pr["head"] == {"hidden": 256} and pr["half_batch_over_s"] == 300000 / 16000
+    assert pr["targets"]["scheme"] == "lexicon" and [Path(p).name for p in pr["targets"]["lexicon"]] == [
+        "librispeech-lexicon-200k-g2p.txt", "librispeech-lexicon-allothers-g2p.txt"]
+    assert load_yaml(CONFIG_DIR / "tasks" / "ks.yaml")["superb"]["dev_sampler"] == "balanced"

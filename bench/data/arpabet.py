@@ -15,6 +15,12 @@ PHONES39: tuple[str, ...] = tuple(
     )
 )
 _PHONE_SET = frozenset(PHONES39)
+VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+
+# s3prl's phoneme vocabulary for SUPERB PR (downstream/ctc/vocab/phoneme.txt), in its order:
+# silence and spoken noise, then the 39 phones alphabetically, vowels with stress 0/1/2.
+PHONES71: tuple[str, ...] = ("SIL", "SPN") + tuple(
+    f"{p}{s}" for p in PHONES39 for s in (("0", "1", "2") if p in VOWELS else ("",)))
 
 # Labels aligners use for "no phone / no word here": MFA writes "" (and sil/sp/spn in older
 # versions), Kaldi-style lattices "<eps>", TIMIT-derived sets "h#" / "pau".

@@ -19,7 +19,8 @@ class Segment:
 
 @dataclass
 class Utterance:
-    """One example. `offset`/`duration` select a crop of the file (Speech Commands `_silence_`)."""
+    """One example. `offset`/`duration` select a crop of the file (Speech Commands `_silence_`);
+    `gain_db` scales the samples on load (SUPERB's KS reads its audio through sox `gain -3`)."""
 
     id: str
     path: Path
@@ -30,12 +31,14 @@ class Utterance:
     words: list[Segment] | None = None
     phones: list[Segment] | None = None  # ARPAbet with stress digits as aligned (MFA convention)
     offset: float = 0.0
+    gain_db: float = 0.0
 
     def load(self) -> np.ndarray:
         """16 kHz mono float32 samples (resampled / down-mixed when the file differs)."""
         from bench.data.audio import read_audio
 
-        return read_audio(self.path, offset=self.offset, duration=self.duration)
+        wav = read_audio(self.path, offset=self.offset, duration=self.duration)
+        return wav * np.float32(10.0 ** (self.gain_db / 20.0)) if self.gain_db else wav
 
 
 @dataclass

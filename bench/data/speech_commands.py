@@ -4,13 +4,15 @@ train/dev come from the main archive split by the dataset's own hash rule (recom
 validation_list.txt / testing_list.txt are only cross-checked, with a warning when they
 disagree); test is the separate `speech_commands_test_set_v0.01`.
 
-`_silence_` for train/dev: SUPERB adds each `_background_noise_` file once to train and once
-to dev and takes a random 1-second crop every time it is drawn, so the class is a uniform
-draw over all 1-second windows of those files. The deterministic equivalent used here: every
-non-overlapping 1-second window of every noise file (offsets 0, 1, 2, ... s) for train, and
-the windows on the half-second grid (0.5, 1.5, ... s) for dev — the same files in both, as
-in SUPERB. The class-balanced sampler (BalancedSampler) gives `_silence_` 1/12 of the draws
-however many crops there are, as SUPERB's WeightedRandomSampler does.
+`_silence_` for train/dev: SUPERB (s3prl `speech_commands/dataset.py`) adds each
+`_background_noise_` file once to train and once to dev and takes a fresh random 1-second
+crop every time the file is drawn. The features of those crops are cached here, so the crops
+are the 1-second windows on a SILENCE_HOP_S grid of every file (the same windows in train and
+dev, as s3prl crops the same files for both); the sampler (BalancedSampler with the file as
+the item) draws a file as s3prl weighs it and then one of its windows uniformly.
+
+Every utterance carries `gain_db = -3`: s3prl reads all KS audio (train, dev and test) through
+sox effects `channels 1, rate 16000, gain -3.0`, a plain 10^(-3/20) scaling of the samples.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ UNKNOWN, SILENCE = "_unknown_", "_silence_"
 CLASSES: tuple[str, ...] = KEYWORDS + (UNKNOWN, SILENCE)  # SUPERB's class order
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # the dataset README's constant
+SILENCE_HOP_S = 0.25  # grid of the cached 1-s `_silence_` crops (s3prl: any sample offset)
+GAIN_DB = -3.0  # s3prl's sox `gain -3.0` on every KS file
 
 log = logging.getLogger("bench.data")
 
@@ -71,11 +75,14 @@ def _speaker(name: str) -> str:
 def _utts(files: list[tuple[str, Path]], bad: BadExamples, desc: str) -> list[Utterance]:
     lengths = durations([p for _, p in files], bad, desc=desc)
     return [Utterance(id=f"{p.parent.name}/{p.name}", path=p, duration=d, speaker=_speaker(p.name),
-                      text="" if p.parent.name.startswith("_") else p.parent.name, labels={"keyword": c})
+                      text="" if p.parent.name.startswith("_") else p.parent.name, labels={"keyword": c},
+                      gain_db=GAIN_DB)
             for (c, p), d in zip(files, lengths) if d is not None]
 
 
-def _silence(noise_dir: Path, bad: BadExamples, start: float) -> list[Utterance]:
+def _silence(noise_dir: Path, bad: BadExamples) -> list[Utterance]:
+    """Every 1-s window on the SILENCE_HOP_S grid of every noise file (a file shorter than 1 s
+    gives none, as s3prl's crop would fail on it)."""
     noise = sorted(noise_dir.glob("*.wav"))
     if not noise:
         raise FileNotFoundError(f"no background-noise wav files in {noise_dir} (needed for the _silence_ class)")
@@ -83,12 +90,10 @@ def _silence(noise_dir: Path, bad: BadExamples, start: float) -> list[Utterance]
     for path, dur in zip(noise, durations(noise, bad, desc="background noise")):
         if dur is None:
             continue
-        k = 0
-        while start + k + 1.0 <= dur + 1e-9:
-            off = start + k
-            out.append(Utterance(id=f"{NOISE_FOLDER}/{path.name}@{off:.1f}", path=path, duration=1.0,
-                                 labels={"keyword": SILENCE}, offset=off))
-            k += 1
+        for k in range(int((dur - 1.0) / SILENCE_HOP_S + 1e-6) + 1 if dur >= 1.0 else 0):
+            off = k * SILENCE_HOP_S
+            out.append(Utterance(id=f"{NOISE_FOLDER}/{path.name}@{off:.2f}", path=path, duration=1.0,
+                                 labels={"keyword": SILENCE}, offset=off, gain_db=GAIN_DB))
     return out
 
 
@@ -125,11 +130,11 @@ def load(folder: Path, bad: BadExamples, *, splits: list[str] | None = None,
                 by_split[hash_split(wav.name) or "excluded"].append((keyword_class(word_dir.name), wav))
         _cross_check(folder / "validation_list.txt", by_split["dev"])
         _cross_check(folder / "testing_list.txt", by_split["excluded"])
-        for split, start in (("train", 0.0), ("dev", 0.5)):
+        for split in ("train", "dev"):
             if split in names:
                 if not by_split[split]:
                     raise FileNotFoundError(f"Speech Commands folder {folder}: no word recordings fall in the {split} split")
-                out[split] = _utts(by_split[split], bad, f"Speech Commands {split}") + _silence(noise_dir, bad, start)
+                out[split] = _utts(by_split[split], bad, f"Speech Commands {split}") + _silence(noise_dir, bad)
     if "test" in names:
         test_dir = Path(test_root).expanduser() if test_root is not None else folder.parent / TEST_FOLDER
         if not test_dir.is_dir():

@@ -30,11 +30,12 @@ import numpy as np
 from bench.synth.espeak import ESPEAK_RATE, Voice
 from bench.types import SAMPLE_RATE
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: writes the pronunciation lexicon (lexicon/synthetic-lexicon.txt)
 INFO_FILE = "SYNTH_INFO.json"
 STARTED_FILE = "SYNTH_INCOMPLETE"  # written first: a folder with it and without INFO is ours to redo
-OWNED = ("LibriSpeech", "librispeech_alignments", "speech_commands_v0.01", "speech_commands_test_set_v0.01",
+OWNED = ("LibriSpeech", "librispeech_alignments", "lexicon", "speech_commands_v0.01", "speech_commands_test_set_v0.01",
          "fluent_speech_commands_dataset", "slurp")
+LEXICON = "lexicon/synthetic-lexicon.txt"  # beside LibriSpeech/, in s3prl's lexicon format
 MAX_ATTEMPTS = 8
 SC_SECONDS = 1.0
 
@@ -107,6 +108,7 @@ class Done:
     text: str
     labels: dict[str, str] = field(default_factory=dict)
     durations: list[float] = field(default_factory=list)
+    prons: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (WORD, stressed ARPAbet) as spoken
 
 
 def _rng(seed: int, *parts: str | int) -> np.random.Generator:
@@ -278,6 +280,13 @@ def _render(engine, resample: _Resampler, words: list[str], voice: Voice, espeak
     return audio, word_segs, phones
 
 
+def _pronunciations(words: list, phones: list) -> list[tuple[str, tuple[str, ...]]]:
+    """Each aligned word (upper-cased, as the transcripts write it) with the phones inside it."""
+    eps = 1e-6
+    return [(w.label.upper(), tuple(p.label for p in phones if p.start >= w.start - eps and p.end <= w.end + eps))
+            for w in words]
+
+
 def _fit_one_second(audio: np.ndarray, start: float, end: float, rng: np.random.Generator) -> np.ndarray:
     """Cut the spoken word (with a short margin) and place it at a random spot in exactly 1 s."""
     from bench.synth.phonemes import AlignmentError
@@ -340,10 +349,12 @@ def run_item(args: tuple[str, int, list[Job]], tick=lambda: None) -> list[Done]:
             for rel, (audio, word_segs, phones) in zip(job.outputs, rendered):
                 _write(root / rel, audio)
                 durations.append(len(audio) / SAMPLE_RATE)
+            prons = []
             if job.textgrid:
                 audio, word_segs, phones = rendered[0]
                 write_textgrid(root / job.textgrid, {"words": word_segs, "phones": phones}, len(audio) / SAMPLE_RATE)
-            out.append(Done(job.key, transcript, labels, durations))
+                prons = _pronunciations(word_segs, phones)
+            out.append(Done(job.key, transcript, labels, durations, prons))
             tick()
             break
         else:
@@ -459,6 +470,22 @@ def _write_libri(root: Path, jobs: list[Job], done: dict[str, Done]) -> None:
             f"{job.key} {done[job.key].text}")
     for path, lines in chapters.items():
         _write_text(path, "\n".join(sorted(lines)) + "\n")
+
+
+def _write_lexicon(root: Path, jobs: list[Job], done: dict[str, Done]) -> None:
+    """The LibriSpeech part's lexicon in s3prl's format: every word's pronunciations as espeak
+    spoke them, the most frequent first (ties: first spoken in plan order), so a reader that
+    takes a word's first entry — s3prl's libriphone recipe — gets its usual pronunciation."""
+    from collections import Counter
+
+    from bench.data.lexicon import write_lexicon
+
+    counts: dict[str, Counter] = {}
+    for job in jobs:
+        for word, pron in done[job.key].prons:
+            counts.setdefault(word, Counter())[pron] += 1
+    entries = [(w, pron) for w in sorted(counts) for pron, _ in counts[w].most_common()]
+    write_lexicon(root / LEXICON, entries)
 
 
 def _write_speech_commands(root: Path, size: Size, seed: int) -> None:
@@ -599,6 +626,7 @@ def generate(root: str | Path, size: str | Size = "small", seed: int = 0, worker
             for d in results:
                 done[d.key] = d
     _write_libri(root, jobs["libri"], done)
+    _write_lexicon(root, jobs["libri"], done)
     _write_speech_commands(root, spec, seed)
     _write_fsc(root, jobs["fsc"], done)
     _write_slurp(root, jobs["slurp"], done)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data.arpabet import PHONES39
+from bench.data.arpabet import PHONES39, VOWELS
 from bench.data.manifest import Segment
 from bench.synth.espeak import ZWSP
-
-VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
 
 # mnemonic without stress mark -> ARPAbet phones (no stress digits)
 ESPEAK_TO_ARPABET: dict[str, tuple[str, ...]] = {
