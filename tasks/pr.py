@@ -59,7 +59,8 @@ class PhonemeRecognition(CTCTask):
                 f"PR lexicon file(s) not found: {', '.join(missing)}. SUPERB's are in the s3prl repository "
                 "under s3prl/downstream/ctc/lexicon/ (librispeech-lexicon-200k-g2p.txt, "
                 "librispeech-lexicon-allothers-g2p.txt): put them in lexicon/ beside the LibriSpeech folder, "
-                "or set targets.lexicon to their paths")
+                "or set targets.lexicon to their paths. (A synthetic corpus from LayerBench before the "
+                "lexicon existed: `layerbench synth --out <its folder>` adds it.)")
         lexicon = read_lexicon(paths, PHONES71)
         info = {"scheme": "lexicon", "lexicon": [{"path": p, "sha256": h} for p, h in lexicon.sources],
                 "pronunciation": "first in file order"}

@@ -392,3 +392,48 @@ def test_detection_and_cli_over_several_corpora(tmp_path, capsys):
     assert text.strip().splitlines()[-1].startswith("summarised 1 corpus(es)")
     assert main(["corpus", "info", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_ks_samplers_draw_s3prl_class_balance(tmp_path):
+    """Train and dev draws weigh classes and files exactly as s3prl's WeightedRandomSampler over
+    its SpeechCommandsDataset (a noise file is one entry, cropped at random on each draw)."""
+    from collections import Counter
+
+    import tasks
+    from bench.data import BalancedSampler
+    from bench.probe import _dev_draws
+    from upstreams.s3prl_compat import install
+
+    install()
+    from s3prl.downstream.speech_commands.dataset import SpeechCommandsDataset
+
+    speech_commands(tmp_path)
+    c = open_corpus(tmp_path, "speech_commands")
+    ks = tasks.get("ks")
+    for split in ("train", "dev"):
+        utts = c.split(split)
+        words = [(u.path.parent.name, u.path) for u in utts if u.labels["keyword"] != "_silence_"]
+        ref = SpeechCommandsDataset(words, speech_commands_root=str(tmp_path / "speech_commands_v0.01"))
+        p_ref = np.array(ref.sample_weights) / sum(ref.sample_weights)
+        ref_class, ref_file = Counter(), Counter()
+        for (cls, path), q in zip(ref.data, p_ref):
+            ref_class[cls] += q
+            ref_file[Path(path).name] += q
+        sampler = BalancedSampler(*ks.balanced_draw(utts))
+        ours_class, ours_file = Counter(), Counter()
+        for u, q in zip(utts, sampler.p):
+            ours_class[u.labels["keyword"]] += q
+            ours_file[u.path.name] += q
+        assert len(sampler) == len(ref)  # one pass draws s3prl's len(dataset) items
+        assert ours_class.keys() == ref_class.keys() and ours_file.keys() == ref_file.keys()
+        for k in ref_class:
+            assert abs(ours_class[k] - ref_class[k]) < 1e-12, k
+        for k in ref_file:
+            assert abs(ours_file[k] - ref_file[k]) < 1e-12, k
+    # the dev scoring draw is fresh at every evaluation and reproducible
+    draws = _dev_draws(ks, c.split("dev"), {"dev_sampler": "balanced"}, seed=0)
+    again = _dev_draws(ks, c.split("dev"), {"dev_sampler": "balanced"}, seed=0)
+    assert (draws.indices(0) == again.indices(0)).all() and (draws.indices(0) != draws.indices(1)).any()
+    assert _dev_draws(ks, c.split("dev"), {"dev_sampler": "all"}, seed=0) is None
+    with pytest.raises(ValueError, match="dev_sampler: balanced needs a class-balanced task"):
+        _dev_draws(tasks.get("ic"), c.split("dev"), {"dev_sampler": "balanced"}, seed=0)

@@ -84,6 +84,34 @@ def test_textgrids_are_mfa_style_and_tile_the_audio(synth_root):
     assert stressed[True] > 0 and stressed[False] > 0
 
 
+def test_lexicon_in_s3prl_format_and_v1_corpora_get_it(synth_root, tmp_path):
+    """lexicon/synthetic-lexicon.txt: every LibriSpeech word, stressed ARPAbet as espeak spoke it,
+    its most frequent pronunciation first; a generator-1 corpus gets it added in place."""
+    import shutil
+
+    from bench.data.arpabet import PHONES71
+    from bench.data.lexicon import read_lexicon
+
+    lex = read_lexicon([synth_root / corpora.LEXICON], PHONES71)  # raises on a phone outside s3prl's 71
+    corpus = open_corpus(synth_root, "librispeech")
+    spoken: dict[str, Counter] = {}
+    for utts in corpus.splits.values():
+        for u in utts:
+            assert set(u.text.split()) <= set(lex.words), u.id  # every transcript word has an entry
+            for w in u.words:
+                pron = tuple(p.label for p in u.phones if w.start - 1e-6 <= p.start and p.end <= w.end + 1e-6)
+                spoken.setdefault(w.label, Counter())[pron] += 1
+    for word, prons in spoken.items():
+        assert prons[lex.words[word]] == max(prons.values()), word  # the first entry is the usual one
+    old = tmp_path / "old"
+    shutil.copytree(synth_root / "librispeech_alignments", old / "librispeech_alignments")
+    info = json.loads((synth_root / corpora.INFO_FILE).read_text())
+    (old / corpora.INFO_FILE).write_text(json.dumps({**info, "generator_version": 1}))
+    assert corpora.is_complete(old, info["size"], info["seed"])
+    assert (old / corpora.LEXICON).read_bytes() == (synth_root / corpora.LEXICON).read_bytes()
+    assert corpora.read_info(old).generator_version == corpora.GENERATOR_VERSION
+
+
 def test_vocabulary_has_a_zipf_like_spread(synth_root):
     corpus = open_corpus(synth_root, "librispeech")
     counts = Counter(w for utts in corpus.splits.values() for u in utts for w in u.text.split())

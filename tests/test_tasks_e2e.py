@@ -38,6 +38,12 @@ def test_task_end_to_end(task, synth_root, tmp_path_factory, one_thread):
     assert res["config"]["params"]["steps"] == 4 and res["config_hash"] and res["versions"]["torch"]
     assert set(res["timings"]) == {"extract_s", "train_s", "eval_s", "total_s"}
     assert res["best_steps"]["weighted_sum"] in (2, 4)
+    # targets as SUPERB's: PR from the corpus's own lexicon, <eos>-terminated; ASR s3prl's 32 outputs
+    want = {"pr": (74, "<eos>", "lexicon"), "asr": (32, "</s>", "characters (s3prl char.dict)")}.get(task)
+    if want:
+        assert (res["targets"]["outputs"], res["targets"]["eos"], res["targets"]["scheme"]) == want
+    if task == "pr":
+        assert res["targets"]["lexicon"][0]["path"].endswith("lexicon/synthetic-lexicon.txt")
 
 
 @pytest.mark.slow

@@ -108,7 +108,6 @@ class Done:
     text: str
     labels: dict[str, str] = field(default_factory=dict)
     durations: list[float] = field(default_factory=list)
-    prons: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (WORD, stressed ARPAbet) as spoken
 
 
 def _rng(seed: int, *parts: str | int) -> np.random.Generator:
@@ -280,13 +279,6 @@ def _render(engine, resample: _Resampler, words: list[str], voice: Voice, espeak
     return audio, word_segs, phones
 
 
-def _pronunciations(words: list, phones: list) -> list[tuple[str, tuple[str, ...]]]:
-    """Each aligned word (upper-cased, as the transcripts write it) with the phones inside it."""
-    eps = 1e-6
-    return [(w.label.upper(), tuple(p.label for p in phones if p.start >= w.start - eps and p.end <= w.end + eps))
-            for w in words]
-
-
 def _fit_one_second(audio: np.ndarray, start: float, end: float, rng: np.random.Generator) -> np.ndarray:
     """Cut the spoken word (with a short margin) and place it at a random spot in exactly 1 s."""
     from bench.synth.phonemes import AlignmentError
@@ -349,12 +341,10 @@ def run_item(args: tuple[str, int, list[Job]], tick=lambda: None) -> list[Done]:
             for rel, (audio, word_segs, phones) in zip(job.outputs, rendered):
                 _write(root / rel, audio)
                 durations.append(len(audio) / SAMPLE_RATE)
-            prons = []
             if job.textgrid:
                 audio, word_segs, phones = rendered[0]
                 write_textgrid(root / job.textgrid, {"words": word_segs, "phones": phones}, len(audio) / SAMPLE_RATE)
-                prons = _pronunciations(word_segs, phones)
-            out.append(Done(job.key, transcript, labels, durations, prons))
+            out.append(Done(job.key, transcript, labels, durations))
             tick()
             break
         else:
@@ -472,20 +462,30 @@ def _write_libri(root: Path, jobs: list[Job], done: dict[str, Done]) -> None:
         _write_text(path, "\n".join(sorted(lines)) + "\n")
 
 
-def _write_lexicon(root: Path, jobs: list[Job], done: dict[str, Done]) -> None:
-    """The LibriSpeech part's lexicon in s3prl's format: every word's pronunciations as espeak
-    spoke them, the most frequent first (ties: first spoken in plan order), so a reader that
-    takes a word's first entry — s3prl's libriphone recipe — gets its usual pronunciation."""
+def write_synthetic_lexicon(root: Path) -> Path:
+    """The LibriSpeech part's lexicon in s3prl's format, from its alignments: every word with
+    each pronunciation espeak gave it, the most frequent first (ties: first met in TextGrid
+    path order), so a reader that takes a word's first entry — s3prl's libriphone recipe —
+    gets its usual pronunciation."""
     from collections import Counter
 
+    from bench.data.arpabet import is_silence
     from bench.data.lexicon import write_lexicon
+    from bench.data.textgrid import read_textgrid
 
+    eps = 1e-6
     counts: dict[str, Counter] = {}
-    for job in jobs:
-        for word, pron in done[job.key].prons:
-            counts.setdefault(word, Counter())[pron] += 1
-    entries = [(w, pron) for w in sorted(counts) for pron, _ in counts[w].most_common()]
-    write_lexicon(root / LEXICON, entries)
+    for grid in sorted((root / "librispeech_alignments").rglob("*.TextGrid")):
+        tiers = read_textgrid(grid)
+        phones = [p for p in tiers["phones"] if not is_silence(p.label)]
+        for w in tiers["words"]:
+            if is_silence(w.label):
+                continue
+            pron = tuple(p.label for p in phones if p.start >= w.start - eps and p.end <= w.end + eps)
+            counts.setdefault(w.label.upper(), Counter())[pron] += 1
+    path = root / LEXICON
+    write_lexicon(path, [(w, pron) for w in sorted(counts) for pron, _ in counts[w].most_common()])
+    return path
 
 
 def _write_speech_commands(root: Path, size: Size, seed: int) -> None:
@@ -626,7 +626,7 @@ def generate(root: str | Path, size: str | Size = "small", seed: int = 0, worker
             for d in results:
                 done[d.key] = d
     _write_libri(root, jobs["libri"], done)
-    _write_lexicon(root, jobs["libri"], done)
+    write_synthetic_lexicon(root)
     _write_speech_commands(root, spec, seed)
     _write_fsc(root, jobs["fsc"], done)
     _write_slurp(root, jobs["slurp"], done)
@@ -647,11 +647,23 @@ def is_complete(root: str | Path, size: str, seed: int) -> bool:
     info = read_info(Path(root))
     if info is None:
         return False
+    if (info.size, info.seed, info.generator_version) == (size, seed, 1):
+        _upgrade_v1(Path(root), info)
+        return True
     if (info.size, info.seed, info.generator_version) != (size, seed, GENERATOR_VERSION):
         raise ValueError(f"{root} holds a synthetic corpus of size {info.size!r}, seed {info.seed}, generator "
                          f"v{info.generator_version}; asked for size {size!r}, seed {seed}, v{GENERATOR_VERSION}: "
                          "choose another --out folder (or delete this one)")
     return True
+
+
+def _upgrade_v1(root: Path, info: SynthInfo) -> None:
+    """Generator 1 wrote everything but the lexicon: add it (from the alignments) in place."""
+    write_synthetic_lexicon(root)
+    info.generator_version = GENERATOR_VERSION
+    tmp = root / (INFO_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(info), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(root / INFO_FILE)
 
 
 def ensure_corpus(out_dir: str | Path, size: str = "small", seed: int = 0, workers: int | None = None,
