@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +10,6 @@ from scipy.stats import spearmanr
 
 from bench import pooled
 from bench.config import ConfigError
-from bench.data.manifest import Utterance
 from bench.extract import forward, load_batch
 from bench.probe import ModuleAdam, StackedAdam, plan_probe, run_probe, select_layers, weighted_sum_layers
 from tasks.base import PooledHeads
@@ -319,16 +317,12 @@ def test_training_buckets_halve_over_the_length_limit():
     """s3prl halves a training bucket with a long utterance (PR: over 300000 samples; ASR: always)."""
     from itertools import islice
 
-    from bench.probe import FrameFeeder
+    from bench.probe import train_batches
 
-    class Sizes(FrameFeeder):
-        def batch(self, utts):
-            return sorted(u.duration for u in utts)
-
-    utts = [Utterance(str(i), Path("/x.wav"), d) for i, d in enumerate([2.0] * 16 + [19.0] * 16)]
+    durs = [2.0] * 16 + [19.0] * 16
     params = {"max_batch_seconds": 400.0, "batch_size": 16, "half_batch_over_s": 18.75}
-    epoch = list(islice(Sizes(None, None, None, torch.device("cpu"), params).train(utts, seed=0), 3))
-    assert sorted(len(b) for b in epoch) == [8, 8, 16] and all(len(b) == 8 for b in epoch if b[-1] > 18.75)
-    whole = list(islice(Sizes(None, None, None, torch.device("cpu"), {**params, "half_batch_over_s": None})
-                        .train(utts, seed=0), 2))
+    epoch = list(islice(train_batches(durs, params, seed=0), 3))
+    assert sorted(len(b) for b in epoch) == [8, 8, 16] and all(len(b) == 8 for b in epoch if durs[b[0]] > 18.75)
+    assert sorted(i for b in epoch for i in b) == list(range(32))  # both halves are used
+    whole = list(islice(train_batches(durs, {**params, "half_batch_over_s": None}, seed=0), 2))
     assert sorted(len(b) for b in whole) == [16, 16]
