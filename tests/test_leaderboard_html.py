@@ -41,6 +41,22 @@ window.addEventListener('load', function () {
 </script>
 """
 
+# Opens every collapsed section (per-task tables, pairs, notes) and measures the page again, and every
+# table's box: a table wider than the page would scroll inside its box instead of the page.
+_OPEN_ALL = """
+<script>
+window.addEventListener('load', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  var pre = document.createElement('pre'); pre.id = 'openprobe';
+  var boxes = Array.prototype.filter.call(document.querySelectorAll('.tablebox'), function (b) { return b.scrollWidth > b.clientWidth; });
+  pre.textContent = JSON.stringify({details: document.querySelectorAll('details').length,
+                                    scrolling_tables: boxes.map(function (b) { return b.firstChild.id; }),
+                                    scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth});
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
 
 def _dump_dom(page, tmp_path) -> str:
     cmd = [
@@ -76,6 +92,12 @@ def test_demo_page_fits_1400px_and_every_image_loads(demo_page, tmp_path):
     assert n_plots == 3 + 3 + 9
     assert (state["rows"], state["images"], state["loaded"]) == (5, n_plots, n_plots)
     assert state["innerWidth"] == WIDTH and state["scrollWidth"] <= state["innerWidth"], state
+    opened = tmp_path / "open.html"
+    opened.write_text(html_path.read_text().replace("</body>", _OPEN_ALL + "</body>"))
+    state = _pre(_dump_dom(opened, tmp_path), "openprobe")
+    assert state["details"] == 6 + 1  # one table per task, the pairs table (no notes on this fixture)
+    assert state["scrolling_tables"] == []
+    assert state["scrollWidth"] <= state["innerWidth"] == WIDTH, state
 
 
 @pytest.mark.slow
@@ -97,6 +119,11 @@ def test_full_zoo_tables_fit_1400px(tmp_path, monkeypatch):
     """19 upstreams with long names on six tasks: the tables and overlays (layer views scale as tested above)."""
     monkeypatch.setattr(leaderboard.build, "make_plots", lambda *args: {})
     paths = build_leaderboard(write_all(tmp_path / "results", zoo_suite(superb_zoo())), tmp_path / "out")
-    state = _pre(_dump_dom(paths["html"], tmp_path), "selftest")
+    page = paths["html"]
+    page.write_text(page.read_text().replace("</body>", _OPEN_ALL + "</body>"))
+    dom = _dump_dom(page, tmp_path)
+    opened = _pre(dom, "openprobe")
+    assert opened["details"] >= 7 and opened["scrolling_tables"] == [] and opened["scrollWidth"] <= opened["innerWidth"] == WIDTH, opened
+    state = _pre(dom, "selftest")
     assert state["rows"] == 19 and state["images"] == state["loaded"] == 3 + 6  # overlays: CCA-mel/phone/word, tasks
     assert state["innerWidth"] == WIDTH and state["scrollWidth"] <= state["innerWidth"], state
