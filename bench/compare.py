@@ -884,11 +884,12 @@ def render_summary(comp: Comparison) -> str:
     out = ["CCA versus probes: means over ranked pairs (hit@k: best layer among CCA's top k; regret@k: regret "
            "probing only those)", ""]
     out.append(text_table(headers, rows) if rows else f"no pair covers {MIN_RANKED_LAYERS} or more layers")
-    out += [wrapped for line in summary_lines(comp) for wrapped in textwrap.wrap(line, 120)]
-    out += [f"note: {n}" for n in comp.notes[:_MAX_NOTES]]
+    lines = summary_lines(comp) + [f"note: {n}" for n in comp.notes[:_MAX_NOTES]]
     if len(comp.notes) > _MAX_NOTES:
-        out.append(f"... and {len(comp.notes) - _MAX_NOTES} more notes in comparison.md")
-    out += [f"failed: {f['upstream']} / {f['unit']}: {f['error']}" for f in map(_failure_summary, comp.failures)]
+        lines.append(f"... and {len(comp.notes) - _MAX_NOTES} more notes in comparison.md")
+    lines += [f"failed: {f['upstream']} / {f['unit']}: {str(f['error']).splitlines()[0] if f['error'] else ''}"
+              for f in map(_failure_summary, comp.failures)]
+    out += [wrapped for line in lines for wrapped in textwrap.wrap(line, 120, subsequent_indent="  ")]
     return "\n".join(out)
 
 

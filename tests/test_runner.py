@@ -192,6 +192,13 @@ def test_interrupted_run_resumes_without_recomputing_and_matches(tmp_path_factor
     assert rc == 1  # failures make the exit code non-zero
     assert "unknown upstream family 'nosuchfamily'" in captured.err
     assert captured.out.strip().splitlines()[-1].startswith(f"outputs: {out_a}")
+    # The last lines: the comparator's aggregates, the headline table (at most 120 columns), where everything is.
+    tail = captured.out.split("units: ")[1].strip().splitlines()
+    assert tail[-1] == (f"outputs: {out_a} (comparison {out_a / 'comparison' / 'comparison.md'}; leaderboard "
+                        f"{out_a / 'leaderboard' / 'index.html'}; results {out_a / 'results'}; run log {out_a / 'run.json'})")
+    headline = tail[tail.index(next(line for line in tail if line.strip().startswith("IC ACC↑"))):-1]
+    assert headline[3].split()[:2] == ["1", "FBANK"] and max(len(line) for line in tail[:-1]) <= 120
+    assert "Not ranked (fewer than 3 layers): FBANK (one layer)." in tail
     assert (out_a / "results/probe/fbank__ic.json").is_file() and (out_a / "results/cca/fbank__mel.json").is_file()
     failures = runner.read_failures(out_a)
     assert sorted((f["upstream"], f.get("task") or f.get("property")) for f in failures) == [
