@@ -53,7 +53,7 @@ class Entry:
     cca: float | None
     cca_layer: int | None
     cca_property: str | None
-    n_layers: int = 1
+    n_layers: int  # probed layers: with one, "best layer" and "beats the weighted sum" say nothing
 
     @property
     def single_beats_ws(self) -> bool:
