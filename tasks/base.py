@@ -185,8 +185,9 @@ def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], gener
     In s3prl's order and with its random draws in the same sequence (so a generator seeded
     like torch's global one reproduces s3prl's masks): time warp of each utterance within its
     length (when apply_time_warp), then num_freq_mask feature bands, then num_time_mask time
-    bands, each band's position drawn over the whole padded batch. Frames past an utterance's
-    length come out zero, as in s3prl's re-padded batch. Warping and masking are linear in
+    bands, each band's position drawn over the whole padded batch. Time warping leaves zeros past
+    an utterance's length, as s3prl's re-padded batch has (the heads ignore those frames either
+    way). Warping and masking are linear in
     the features, so they commute with the weighted sum and sharing draws across heads
     changes nothing for any single head.
     """
