@@ -442,7 +442,8 @@ def run_cca(
                 for g in samples.segments.values():
                     g.add(key, hidden, lengths)
         pass_s = time.perf_counter() - t_pass
-        info = {"revision": getattr(up, "revision", None), "num_params": getattr(up, "num_params", None)}
+        info = {"revision": getattr(up, "revision", None), "num_params": getattr(up, "num_params", None),
+                "padding": getattr(up, "padding", None)}
         failed: list[Exception] = []
         for prop, path, config, chash in todo:
             t0 = time.perf_counter()

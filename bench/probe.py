@@ -627,7 +627,7 @@ def _upstream_info(up: Upstream) -> dict[str, Any]:
     num = getattr(up, "num_params", None)
     if num is None and isinstance(up, nn.Module):
         num = sum(p.numel() for p in up.parameters())
-    return {"revision": getattr(up, "revision", None), "num_params": num,
+    return {"revision": getattr(up, "revision", None), "num_params": num, "padding": getattr(up, "padding", None),
             "layers": [{"name": s.name, "index": s.index, "dim": s.dim, "stride": s.stride,
                         "final_norm": s.final_norm} for s in up.layers]}
 

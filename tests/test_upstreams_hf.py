@@ -168,3 +168,11 @@ def test_padding_option_is_checked(hf_dirs):
         upstreams.load(f"hf:{hf_dirs['hubert-tiny']}", padding="fairseq")
     with pytest.raises(ValueError, match="padding="):
         upstreams.load("randinit:hubert-tiny", padding="none")
+
+
+def test_padding_mode_keys_the_pooled_cache(hf_dirs):
+    """Features made with padding=s3prl are never served to an exact run (or back)."""
+    from bench.pooled import cache_key
+
+    exact, s3 = (upstreams.load(f"hf:{hf_dirs['hubert-tiny']}", padding=p) for p in ("exact", "s3prl"))
+    assert cache_key(exact, "/c", "train", []) != cache_key(s3, "/c", "train", [])

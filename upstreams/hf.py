@@ -208,10 +208,11 @@ class HFUpstream(UpstreamBase):
         self.squeeze = int(getattr(cfg, "squeeze_factor", 1) or 1)
         self.valid = ValidLengths(model)
         # one padded forward per batch, except for model types whose padding is unverified
-        self.batched = self.padding == "s3prl" or cfg.model_type in _EXACT_TYPES
-        if self.batched:
+        known = cfg.model_type in _EXACT_TYPES
+        self.batched = self.padding == "s3prl" or known
+        if self.padding == "exact" and known:
             self._install_masks()
-        else:
+        elif not self.batched:
             log.warning("%s: model_type %r is not known to be padding-exact; batches run in equal-length groups",
                         spec, cfg.model_type)
         conv_hop = math.prod(int(s) for s in cfg.conv_stride)
