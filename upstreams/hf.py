@@ -150,8 +150,9 @@ class ValidGroupNorm(torch.nn.Module):
     normalised over time) with statistics over each utterance's valid frames only.
 
     It takes over the HF GroupNorm's own weight and bias (same state-dict names). Without
-    active lengths it is `F.group_norm`, i.e. HF's module. Statistics run in float32, as
-    autocast runs group_norm.
+    active lengths it is `F.group_norm`, i.e. HF's module. Statistics are float32 (as autocast
+    runs group_norm), one `var_mean` over each utterance's valid frames, then one fused
+    multiply-add over the batch: no more memory traffic than the unmasked GroupNorm.
     """
 
     def __init__(self, norm: torch.nn.GroupNorm, lengths: ValidLengths, layer: int):
@@ -163,16 +164,13 @@ class ValidGroupNorm(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.lengths.samples is None:
             return torch.nn.functional.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-        n = self.lengths.conv(self.layer)
-        b, c, t = x.shape
-        xg = x.float().reshape(b, self.num_groups, -1, t)
-        keep = valid_mask(n, t)[:, None, None, :].to(xg.dtype)
-        count = (n.clamp(min=1) * (c // self.num_groups)).to(xg.dtype)[:, None, None, None]
-        mean = (xg * keep).sum((2, 3), keepdim=True) / count
-        centred = xg - mean
-        var = (centred * keep).square().sum((2, 3), keepdim=True) / count
-        y = (centred * torch.rsqrt(var + self.eps)).reshape(b, c, t)
-        return y * self.weight.float()[None, :, None] + self.bias.float()[None, :, None]
+        g, per_group = self.num_groups, x.shape[1] // self.num_groups
+        var, mean = zip(*(torch.var_mean(x[i, :, : max(n, 1)].float().reshape(g, -1), dim=1, correction=0)
+                          for i, n in enumerate(self.lengths.conv(self.layer).tolist())))
+        rstd = torch.rsqrt(torch.stack(var) + self.eps).repeat_interleave(per_group, dim=1)  # [B, C]
+        scale = rstd * self.weight.float()
+        shift = self.bias.float() - torch.stack(mean).repeat_interleave(per_group, dim=1) * scale
+        return torch.addcmul(shift[:, :, None], x, scale[:, :, None])
 
 
 class HFUpstream(UpstreamBase):
