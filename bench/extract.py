@@ -161,10 +161,17 @@ def forward_batches(
     max_size: int = 32,
     bf16: bool = False,
     desc: str | None = None,
-) -> Iterator[tuple[list[int], UpstreamOutput]]:
-    """Yield (utterance indices, every layer's output) for length-bucketed batches of `utts`."""
+    audio: bool = False,
+) -> Iterator[tuple]:
+    """Yield (utterance indices, every layer's output) for length-bucketed batches of `utts`;
+    with `audio`, also each utterance's 16 kHz samples (so a consumer that needs the waveform,
+    CCA-mel, does not decode it a second time on the critical path)."""
     batches = length_buckets([u.duration for u in utts], max_seconds, max_size)
     with tqdm(total=len(utts), unit="utt", desc=desc or upstream.spec, disable=desc is False, leave=False) as bar:
         for idx, wavs, lens in audio_batches(utts, batches, pin=device.type == "cuda"):
-            yield idx, forward(upstream, wavs, lens, device, bf16=bf16)
+            out = forward(upstream, wavs, lens, device, bf16=bf16)
+            if audio:
+                yield idx, out, [w[:n].numpy() for w, n in zip(wavs, lens.tolist())]
+            else:
+                yield idx, out
             bar.update(len(idx))

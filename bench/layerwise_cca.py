@@ -430,15 +430,15 @@ def run_cca(
         mel_number = {k: i for i, k in enumerate(samples.mel_keys)}
         t_pass = time.perf_counter()
         b = cfg["batch"]
-        for idx, out in forward_batches(up, [u for _, u in utts], dev, max_seconds=float(b["max_seconds"]),
-                                        max_size=int(b["max_size"]), bf16=bool(b["bf16"]),
-                                        desc=f"cca pass {_spec(upstream)}" if progress else False):
+        for idx, out, waves in forward_batches(up, [u for _, u in utts], dev, max_seconds=float(b["max_seconds"]),
+                                               max_size=int(b["max_size"]), bf16=bool(b["bf16"]), audio=True,
+                                               desc=f"cca pass {_spec(upstream)}" if progress else False):
             for j, i in enumerate(idx):
                 key, utt = utts[i]
                 hidden = [h[j] for h in out.hidden]
                 lengths = [int(n[j]) for n in out.lengths]
                 if samples.frames is not None and key in mel_number:
-                    samples.frames.add(mel_number[key], utt, hidden, lengths)
+                    samples.frames.add(mel_number[key], waves[j], hidden, lengths)
                 for g in samples.segments.values():
                     g.add(key, hidden, lengths)
         pass_s = time.perf_counter() - t_pass

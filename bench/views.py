@@ -129,9 +129,10 @@ class FrameGatherer:
             out[step] = 1.0 if not max_frames or total <= max_frames else max_frames / total
         return out
 
-    def add(self, number: int, utt: Utterance, hidden: Sequence[torch.Tensor], lengths: Sequence[int]) -> None:
-        """Take one utterance: `hidden[l]` is [T_l, D_l] for layer l, `lengths[l]` its valid frames."""
-        mel = self.mel(utt.load())
+    def add(self, number: int, wave: np.ndarray, hidden: Sequence[torch.Tensor], lengths: Sequence[int]) -> None:
+        """Take one utterance: its 16 kHz samples, `hidden[l]` [T_l, D_l] for layer l and
+        `lengths[l]` its valid frames."""
+        mel = self.mel(wave)
         chosen: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
         for li, spec in enumerate(self.layers):
             n_valid = int(lengths[li])

@@ -116,16 +116,6 @@ def test_frame_pairs_decimate_mel_for_20ms_and_read_fine_layers_at_10ms():
     assert len(li) == 10 and mi[-1] == 18
 
 
-class _Utt:
-    """Just enough of an Utterance for FrameGatherer: a `load()` returning samples."""
-
-    def __init__(self, wave):
-        self.wave = wave
-
-    def load(self):
-        return self.wave
-
-
 def test_frame_gatherer_pairs_layer_frames_with_their_mel_frames_and_caps_deterministically():
     layers = [LayerSpec("a", 0, 1, 160), LayerSpec("b", 1, 1, 320), LayerSpec("c", 2, 1, 320)]
     rng = np.random.default_rng(2)
@@ -136,7 +126,7 @@ def test_frame_gatherer_pairs_layer_frames_with_their_mel_frames_and_caps_determ
 
     def gather(keep):
         g = views.FrameGatherer(layers, keep, seed=0, mel=views.LogMel())
-        g.add(0, _Utt(wave), hidden, [100, 50, 50])
+        g.add(0, wave, hidden, [100, 50, 50])
         return [g.layer(i) for i in range(3)]
 
     full = gather({160: 1.0, 320: 1.0})

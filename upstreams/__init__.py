@@ -13,8 +13,9 @@ the unit's identity: its config hash and its result file name. `canonical()` sor
 and drops those equal to the family's default, so `seed=0` names the same unit as no option.
 Options of the families: `cnn_layers=true` also exposes the conv feature encoder as
 `cnn1..cnnN` (negative LayerSpec indices, listed before layer 0); `seed` (randinit and
-torchaudio without weights), `trust_remote_code`, `revision`, `padding` and `ctc_logits`
-(hf), `ckpt` (s3prl), `pretrained` (torchaudio); a `py:` class takes its constructor's keyword arguments.
+torchaudio without weights), `trust_remote_code`, `revision` and `ctc_logits` (hf), `padding`
+(hf and randinit: `exact`, the default, or `s3prl`; see `upstreams.hf`), `ckpt` (s3prl),
+`pretrained` (torchaudio); a `py:` class takes its constructor's keyword arguments.
 """
 
 from __future__ import annotations
