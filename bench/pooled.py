@@ -66,7 +66,6 @@ def cache_key(upstream: Upstream, corpus_root: str | os.PathLike, split: str, ut
         "upstream": upstream.spec,
         "revision": str(getattr(upstream, "revision", None)),
         "num_params": getattr(upstream, "num_params", None),
-        "padding": getattr(upstream, "padding", None),
         "layers": [(l.name, l.index, l.dim, l.stride) for l in upstream.layers],
         "corpus": str(Path(corpus_root).resolve()),
         "split": split,

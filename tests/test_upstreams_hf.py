@@ -170,9 +170,14 @@ def test_padding_option_is_checked(hf_dirs):
         upstreams.load("randinit:hubert-tiny", padding="none")
 
 
-def test_padding_mode_keys_the_pooled_cache(hf_dirs):
-    """Features made with padding=s3prl are never served to an exact run (or back)."""
+def test_padding_mode_is_part_of_the_upstream_identity(hf_dirs):
+    """padding=s3prl in the spec names another unit (spec, config hash, pooled cache) than the
+    default exact padding, which the canonical spelling leaves out."""
     from bench.pooled import cache_key
 
-    exact, s3 = (upstreams.load(f"hf:{hf_dirs['hubert-tiny']}", padding=p) for p in ("exact", "s3prl"))
+    d = hf_dirs["hubert-tiny"]
+    exact, s3 = upstreams.load(f"hf:{d},padding=exact"), upstreams.load(f"hf:{d},padding=s3prl")
+    assert (exact.padding, s3.padding) == ("exact", "s3prl")
+    assert exact.spec == f"hf:{d}" == upstreams.canonical(f"hf:{d}", padding="exact")
+    assert s3.spec == f"hf:{d},padding=s3prl"
     assert cache_key(exact, "/c", "train", []) != cache_key(s3, "/c", "train", [])
