@@ -507,8 +507,9 @@ class Bank:
 
 def _shuffled_batches(n: int, batch_size: int, seed: int,
                       balance: tuple[list[str], list[str]] | None) -> Iterator[list[int]]:
-    """Endless training batches: epochs of a seeded permutation, or of a class-balanced draw
-    (`balance` = labels and s3prl items, see BalancedSampler); only full batches (drop_last)."""
+    """Endless training batches: epochs of a seeded permutation, the last batch of an epoch
+    partial (s3prl's IC loader), or of a class-balanced draw (`balance` = labels and s3prl
+    items, see BalancedSampler) in full batches only (KS's loader has drop_last)."""
     epoch = 0
     if balance is not None:
         from bench.data.sampler import BalancedSampler
@@ -517,7 +518,7 @@ def _shuffled_batches(n: int, batch_size: int, seed: int,
     while True:
         order = sampler.indices(epoch) if balance is not None else np.random.default_rng([seed, epoch]).permutation(n)
         size = min(batch_size, len(order))
-        for s in range(0, len(order) - size + 1, size):
+        for s in range(0, len(order) - size + 1 if balance is not None else len(order), size):
             yield [int(i) for i in order[s:s + size]]
         epoch += 1
 

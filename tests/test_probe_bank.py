@@ -326,3 +326,16 @@ def test_training_buckets_halve_over_the_length_limit():
     assert sorted(i for b in epoch for i in b) == list(range(32))  # both halves are used
     whole = list(islice(train_batches(durs, {**params, "half_batch_over_s": None}, seed=0), 2))
     assert sorted(len(b) for b in whole) == [16, 16]
+
+
+def test_utterance_batches_keep_the_partial_batch_unless_balanced():
+    """IC's s3prl loader ends an epoch with a partial batch; KS's balanced loader drops it."""
+    from itertools import islice
+
+    from bench.probe import _shuffled_batches
+
+    plain = list(islice(_shuffled_batches(70, 32, seed=0, balance=None), 4))
+    assert [len(b) for b in plain] == [32, 32, 6, 32] and sorted(i for b in plain[:3] for i in b) == list(range(70))
+    labels = ["a"] * 60 + ["b"] * 10
+    balanced = list(islice(_shuffled_batches(70, 32, seed=0, balance=(labels, list(range(70)))), 3))
+    assert [len(b) for b in balanced] == [32, 32, 32]  # 70 draws per epoch: the last 6 are dropped
