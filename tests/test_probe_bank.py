@@ -199,7 +199,7 @@ def test_same_seed_same_result(tmp_path):
 def test_plan_records_config_without_loading(tmp_path):
     path, cfg, h = plan_probe("randinit:hubert-tiny", "asr", tmp_path, preset="superb", layers="every:2",
                               overrides={"lr": 3e-4}, out_dir=tmp_path / "runs", seed=3)
-    assert path == tmp_path / "runs" / "probe" / "randinit_hubert-tiny__asr.json"
+    assert path == tmp_path / "runs" / "probe" / "randinit_hubert-tiny__asr__seed3.json"
     assert cfg["params"]["lr"] == 3e-4 and cfg["params"]["steps"] == 200000 and cfg["layers"] == "every:2"
     assert cfg["corpus"] == str(tmp_path.resolve()) and cfg["seed"] == 3 and cfg["preset"] == "superb"
     assert plan_probe("randinit:hubert-tiny", "asr", tmp_path, out_dir=tmp_path / "runs")[2] != h
