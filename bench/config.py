@@ -78,3 +78,19 @@ def merge(base: dict[str, Any], override: dict[str, Any], where: str = "config")
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def load_preset_config(path: Path, preset: str, overrides: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """`default` of a config file with `default:` and `presets:`, then the named preset, then the
+    overrides; unknown presets and keys are errors naming the file (or `<what> overrides`)."""
+    data = load_yaml(path)
+    cfg = data["default"]
+    presets = data.get("presets") or {}
+    if preset != "default":
+        if preset not in presets:
+            raise ConfigError(f"unknown {what} preset {preset!r} in {path}; "
+                              f"choose from: {', '.join(['default', *presets])}")
+        cfg = merge(cfg, presets[preset], f"{path} preset {preset}")
+    if overrides:
+        cfg = merge(cfg, overrides, f"{what} overrides")
+    return cfg

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
+from bench.config import CONFIG_DIR, ConfigError, load_preset_config
 from bench.data.manifest import Corpus, Utterance
 from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, write_result
 from bench.types import Upstream
@@ -50,17 +50,7 @@ _SECTIONS = {
 
 def load_config(preset: str = "default", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """`default` of configs/cca.yaml, then the named preset, then the overrides (unknown keys are errors)."""
-    data = load_yaml(CONFIG_FILE)
-    cfg = data["default"]
-    presets = data.get("presets") or {}
-    if preset != "default":
-        if preset not in presets:
-            raise ConfigError(f"unknown CCA preset {preset!r} in {CONFIG_FILE}; "
-                              f"choose from: {', '.join(['default', *presets])}")
-        cfg = merge(cfg, presets[preset], f"{CONFIG_FILE} preset {preset}")
-    if overrides:
-        cfg = merge(cfg, overrides, "cca overrides")
-    return cfg
+    return load_preset_config(CONFIG_FILE, preset, overrides, "CCA")
 
 
 def expand_properties(properties: Sequence[str] | str) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from bench.compare import CompareConfig, Comparison, ResultSet, compare, load_compare_config, parse_results
 from bench.results import load_results
+from leaderboard.clusters import clusters_section
 from leaderboard.html import Section, render_html
 from leaderboard.overlay import overlay_section
 from leaderboard.plots import make_plots
@@ -37,13 +38,15 @@ def build_leaderboard(
     """Write leaderboard.{txt,csv,md,tex}, plots/*.png and index.html under `out_dir`.
 
     leaderboard.txt is the headline as the terminal prints it (at most 120 columns). Returns the
-    written paths: keys text, csv, markdown, latex, html and plot:<stem> for every figure.
+    written paths: keys text, csv, markdown, latex, html, plot:<stem> for every figure, and
+    clusters (clusters.md) when the folder holds `layerbench clusters` results.
 
     `comparison` (from bench.compare.compare) decides the CCA-picked layers; without it the
     comparison is computed with `config` (default configs/compare.yaml). `sections` are extra
     page sections (other figure sets) placed after the comparator's.
     """
-    rs = parse_results(load_results(results_dir))
+    loaded = load_results(results_dir)
+    rs = parse_results(loaded)
     if not rs.probes and not rs.ccas:
         raise ValueError(f"no probe or CCA result files under {results_dir}")
     cfg = config or load_compare_config()
@@ -55,7 +58,9 @@ def build_leaderboard(
     paths: dict[str, Path] = dict(write_tables(head, out_dir, failures))
     figures = make_plots(rs, comp, full, out_dir / "plots")
     overlay = overlay_section(rs, out_dir / "plots")
-    sections = [*([overlay] if overlay else []), *sections]
+    # `layerbench clusters` results in the same folder get their own section and clusters.md
+    clusters = clusters_section([d for d in loaded if d.get("kind") == "clusters"], out_dir)
+    sections = [*([overlay] if overlay else []), *([clusters] if clusters else []), *sections]
     page = render_html(head, comp, figures, title, sections, failures)
     paths["html"] = write_text(out_dir / "index.html", page)
     paths["text"] = write_text(out_dir / "leaderboard.txt", terminal_table(head) + "\n")
