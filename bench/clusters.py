@@ -397,7 +397,9 @@ def run_clusters(
 
     cfg = load_config(preset, overrides)
     layer_sel = normalize_layers(layers)
-    specs = [u if isinstance(u, str) else u.spec for u in upstreams]
+    import upstreams as upstream_registry
+
+    specs = [upstream_registry.canonical(u) if isinstance(u, str) else u.spec for u in upstreams]
     if labels is not None and len(labels) != len(specs):
         raise ConfigError(f"{len(labels)} label(s) for {len(specs)} upstream(s)")
     root = Path(corpus.root if isinstance(corpus, Corpus) else corpus).resolve()

@@ -60,6 +60,8 @@ def build_leaderboard(
     overlay = overlay_section(rs, out_dir / "plots")
     # `layerbench clusters` results in the same folder get their own section and clusters.md
     clusters = clusters_section([d for d in loaded if d.get("kind") == "clusters"], out_dir)
+    if clusters:
+        paths["clusters"] = out_dir / "clusters.md"
     sections = [*([overlay] if overlay else []), *([clusters] if clusters else []), *sections]
     page = render_html(head, comp, figures, title, sections, failures)
     paths["html"] = write_text(out_dir / "index.html", page)
