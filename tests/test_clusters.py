@@ -118,6 +118,6 @@ def test_clusters_command_fbank_beats_a_random_model(synth_root, tmp_path, capsy
     (res / "clusters" / "fb-vs-rand" / "ami_by_layer.png").write_bytes((plot_dir / "ami_by_layer.png").read_bytes())
     paths = build_leaderboard(res, tmp_path / "board")
     md = paths["clusters"].read_text()
-    assert "## Clusters and 2-D views" in md and f"{fb:.3f}" in md and "umap:" in md
+    assert md.startswith("# Clusters and 2-D views") and "## fbank, randinit:hubert-tiny" in md and f"{fb:.3f}" in md and "umap:" in md
     page = paths["html"].read_text()
     assert "Clusters and 2-D views" in page and "plot:clusters_fb-vs-rand" in paths
