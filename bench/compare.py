@@ -492,15 +492,23 @@ class Comparison:
         return out
 
     def grouped_notes(self) -> list[str]:
-        """Run-level notes, then ranked pairs' notes with one line per distinct note naming its pairs."""
-        by_note: dict[str, dict[str, None]] = {}
+        """Run-level notes, then one line per distinct note of the ranked pairs, naming where it applies.
+
+        A task whose score is the same on every layer makes every correlation with it undefined
+        (CCA and layer weights alike): that is one note per (upstream, task). Long lists are
+        summarised per task ("asr (3 upstreams)").
+        """
+        by_note: dict[str, dict[tuple[str, str, str], None]] = {}
         for p in self.ranked_pairs:
             for n in p.notes:
-                # Layer weights belong to the (upstream, task), whatever the CCA property.
-                weights = n.startswith(("weight", "no weighted-sum"))
-                where = f"{p.display} / {p.task}" + ("" if weights else f" / {p.property}")
+                if n.endswith("task scores are constant across layers"):
+                    n, where = _FLAT_TASK, (p.display, p.task, "")
+                elif n.startswith(("weight", "no weighted-sum")):  # weights belong to (upstream, task)
+                    where = (p.display, p.task, "")
+                else:
+                    where = (p.display, p.task, p.property)
                 by_note.setdefault(n, {})[where] = None
-        return [*self.notes, *(f"{n}: {', '.join(where)}" for n, where in by_note.items())]
+        return [*self.notes, *(f"{n}: {_where_text(list(where))}" for n, where in by_note.items())]
 
     def recommended(self, upstream: str, task: str) -> PairComparison | None:
         """The pair of the task's primary (first mapped) property, if it was compared."""
@@ -561,6 +569,20 @@ class Comparison:
 
     def to_markdown(self) -> str:
         return render_markdown(self)
+
+
+_FLAT_TASK = "no rank correlation where the task score is the same on every layer"
+_MAX_LISTED = 6
+
+
+def _where_text(where: list[tuple[str, str, str]]) -> str:
+    """`A / asr, B / asr / word` for a few places; per task counts (`asr (3 upstreams)`) for many."""
+    if len(where) <= _MAX_LISTED:
+        return ", ".join(" / ".join(part for part in w if part) for w in where)
+    per_task: dict[str, set[str]] = {}
+    for display, task, _ in where:
+        per_task.setdefault(task, set()).add(display)
+    return ", ".join(f"{task} ({len(ups)} upstream{'s' if len(ups) > 1 else ''})" for task, ups in per_task.items())
 
 
 def _layers_text(n: int) -> str:

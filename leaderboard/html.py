@@ -234,8 +234,9 @@ def layer_section(h: Headline, figures: dict[str, Figure]) -> Section:
         "layers", "Layer view per upstream",
         "One figure per upstream, layers left to right. Top: how much each layer shares with mel features, phones "
         "and words (CCA). Middle: each task's test score per layer, scaled per task from the upstream's worst "
-        "layer (dark) to its best (bright), with the score printed in the cell; the red box is the best layer on "
-        "dev, the circle the layer CCA picks for that task. Bottom: the weights the weighted-sum head learned.",
+        "layer (dark) to its best (bright), grey where every layer scores the same, with the score printed in "
+        "the cell; the red box is the best layer on dev, the circle the layer CCA picks for that task. Bottom: "
+        "the weights the weighted-sum head learned.",
         body, views,
     )
 

@@ -108,7 +108,7 @@ def plot_layer_view(rs: ResultSet, comp: Comparison, upstream: str, path: Path) 
         if vals.size:
             lo, hi = vals.min(), vals.max()
             for layer, v in test.items():
-                score[i, col[layer]] = (v - lo) / (hi - lo) if hi > lo else 1.0
+                score[i, col[layer]] = (v - lo) / (hi - lo) if hi > lo else np.nan  # flat: no best layer
         for layer, w in probe.ws_weights.items():
             if layer in col:
                 weights[i, col[layer]] = w
@@ -121,7 +121,7 @@ def plot_layer_view(rs: ResultSet, comp: Comparison, upstream: str, path: Path) 
             for j in range(len(layers)):
                 if not math.isnan(raw[i, j]):
                     ax_heat.text(j, i, f"{raw[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                                 color="black" if score[i, j] > 0.6 else "white")
+                                 color="white" if score[i, j] <= 0.6 else "black")  # NaN compares False
     for i, t in enumerate(tasks):
         best, _, _ = best_probed_layer(rs.probes[(upstream, t)])
         if best is not None:
@@ -276,7 +276,8 @@ def make_plots(rs: ResultSet, comp: Comparison, full: Comparison, out_dir: str |
             figs[stem] = Figure(
                 stem, p,
                 f"{name}. Top: CCA with mel features, phones and words per layer. Middle: each task's test score per "
-                "layer, normalised per task (numbers: the score in the task's metric); red box = best layer on dev, "
+                "layer, normalised per task (numbers: the score in the task's metric; grey: no score, or the same score on "
+                "every layer); red box = best layer on dev, "
                 "circle = the layer CCA picks. Bottom: the weighted sum's learned layer weights.",
                 f"Layer view of {name}: CCA curves, a layers by tasks heatmap of test scores and weighted-sum weights",
             )

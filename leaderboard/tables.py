@@ -211,7 +211,8 @@ def headline(entries: list[Entry], upstreams: list[tuple[str, str]] | None = Non
             unscored.append(f"{t.task} (no {names[ref]} result)")
             continue
         if top - zero <= 1e-9:
-            unscored.append(f"{t.task} ({names[ref] if ref else 'every upstream'} scores the best)")
+            tie = max(vals.values()) - min(vals.values()) <= 1e-9
+            unscored.append(f"{t.task} ({'every upstream scores the same' if tie or not ref else names[ref] + ' scores the best'})")
             continue
         for u, v in vals.items():
             norm[u][t.task] = 100.0 * (v - zero) / (top - zero)

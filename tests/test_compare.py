@@ -193,3 +193,12 @@ def test_two_layer_pair_and_constant_scores_are_summarised_not_listed():
                      "Flat / ks / word",
                      "weight rank correlation undefined: layer weight scores are constant across layers: "
                      "Flat / ic, Flat / ks"]
+    # A task flat over layers: one note per (upstream, task) whatever the predictor; many places are counted per task.
+    flat = [r for i in range(7) for r in (probe_result(f"u{i}", "ks", [50, 50, 50], weights=[0.2, 0.3, 0.5]),
+                                          cca_result(f"u{i}", "word", [0.1, 0.2, 0.3]),
+                                          cca_result(f"u{i}", "phone", [0.3, 0.2, 0.1]))]
+    flat += [probe_result("v", "ic", [60, 60, 60], weights=[0.2, 0.3, 0.5]), cca_result("v", "word", [0.1, 0.2, 0.3])]
+    assert compare(flat, {"ks": ["word", "phone"], "ic": ["word"]}).grouped_notes() == [
+        "no rank correlation where the task score is the same on every layer: ks (7 upstreams), ic (1 upstream)"]
+    assert compare(flat[-2:], {"ic": ["word"]}).grouped_notes() == [
+        "no rank correlation where the task score is the same on every layer: v / ic"]
