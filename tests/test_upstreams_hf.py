@@ -181,3 +181,17 @@ def test_padding_mode_is_part_of_the_upstream_identity(hf_dirs):
     assert exact.spec == f"hf:{d}" == upstreams.canonical(f"hf:{d}", padding="exact")
     assert s3.spec == f"hf:{d},padding=s3prl"
     assert cache_key(exact, "/c", "train", []) != cache_key(s3, "/c", "train", [])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("preset", ["wav2vec2-tiny", "wavlm-tiny", "data2vec-audio-tiny", "sew-d-tiny",
+                                    "wav2vec2-conformer-tiny"])
+def test_exact_padding_on_cuda(hf_dirs, audio, no_grouping, monkeypatch, preset):
+    """The masked modules on the device: one padded forward == each utterance alone (fp32;
+    TF32 off, whose 10-bit products would differ between batch shapes by more than 1e-4)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    up = upstreams.load(f"hf:{hf_dirs[preset]}").to("cuda")
+    wavs, lens = audio
+    assert per_utterance_gap(up, wavs.cuda(), lens.cuda()) < 1e-4
