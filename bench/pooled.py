@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 
 from bench.data.manifest import Utterance
 from bench.extract import forward_batches
+from bench.locks import exclusive, sweep_dead_temps, temp_path
 from bench.results import slug
 from bench.types import Upstream, UpstreamOutput
 
@@ -107,26 +107,48 @@ def load_or_extract(upstream: Upstream, utts: Sequence[Utterance], *, split: str
     """The split's pooled features from the cache when the key matches, else extracted and stored.
 
     Returns (features, True when they came from the cache). `cache_dir=None` disables caching.
+    The file is written atomically (temporary file, fsync, rename) under a lock beside it, so
+    tasks that need the same split compute it once and never see a half-written cache.
     """
     precision = "bf16" if bf16 and device.type == "cuda" else "fp32"
     path = cache_file(cache_dir, upstream, corpus_root, split, utts, precision) if cache_dir is not None else None
-    if path is not None and path.is_file():
+    if path is None:
+        return _extract(upstream, utts, split, device, max_seconds, max_size, bf16, progress), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One process extracts a split at a time; the others wait and then read its file.
+    with exclusive(path.with_name(f".{path.name}.lock")):
+        cached = _load(path, utts)
+        if cached is not None:
+            return cached, True
+        pooled = _extract(upstream, utts, split, device, max_seconds, max_size, bf16, progress)
+        sweep_dead_temps(path.parent, f".{path.name}~*.tmp", recursive=False)
+        tmp = temp_path(path)
         try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-            if data["ids"] == [u.id for u in utts]:
-                return Pooled(data["ids"], data["layer_names"], data["mean"], data["ln_mean"]), True
-        except (OSError, RuntimeError, KeyError, EOFError):
-            pass  # unreadable or stale file: recompute and overwrite
-    pooled = extract_pooled(upstream, utts, device, max_seconds=max_seconds, max_size=max_size, bf16=bf16,
-                            desc=f"pool {upstream.spec} {split}" if progress else False)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save({"ids": pooled.ids, "layer_names": pooled.layer_names, "mean": pooled.mean,
-                        "ln_mean": pooled.ln_mean, "code_version": CODE_VERSION}, tmp)
+            with open(tmp, "wb") as f:
+                torch.save({"ids": pooled.ids, "layer_names": pooled.layer_names, "mean": pooled.mean,
+                            "ln_mean": pooled.ln_mean, "code_version": CODE_VERSION}, f)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
     return pooled, False
+
+
+def _load(path: Path, utts: Sequence[Utterance]) -> Pooled | None:
+    """The cached features when the file is there, readable and for these utterances."""
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if data["ids"] == [u.id for u in utts]:
+            return Pooled(data["ids"], data["layer_names"], data["mean"], data["ln_mean"])
+    except (OSError, RuntimeError, KeyError, EOFError):
+        pass  # unreadable or stale file: recompute and overwrite
+    return None
+
+
+def _extract(upstream: Upstream, utts: Sequence[Utterance], split: str, device: torch.device, max_seconds: float,
+             max_size: int, bf16: bool, progress: bool) -> Pooled:
+    return extract_pooled(upstream, utts, device, max_seconds=max_seconds, max_size=max_size, bf16=bf16,
+                          desc=f"pool {upstream.spec} {split}" if progress else False)

@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import re
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -58,12 +57,18 @@ def result_path(out_dir: str | os.PathLike, kind: str, upstream: str, name: str,
 
 
 def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    """Write to a temporary file in the same folder, fsync, then rename over the target.
+
+    A temporary file left by an earlier writer of the same target that was killed is removed.
+    """
+    from bench.locks import sweep_dead_temps, temp_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_dead_temps(path.parent, f".{path.name}~*.tmp", recursive=False)
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             json.dump(payload, f, indent=2, sort_keys=False, default=_jsonable)
             f.write("\n")
             f.flush()

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
+import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from bench.config import CONFIG_DIR, ConfigError, load_yaml
+from bench.launch import LauncherSpec, parse_launcher
+from bench.locks import release, try_acquire
 from bench.results import UnitOutcome, is_done, read_result, slug, write_json_atomic, write_result
 
 SUITE_DIR = CONFIG_DIR / "suites"
@@ -50,7 +54,8 @@ def task_corpus(task: str) -> str:
 
     return tasks.get(task).corpus_kind
 
-_SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "corpora", "out", "seeds", "seed", "device", "compare", "leaderboard")
+_SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "corpora", "out", "seeds", "seed", "device", "compare",
+               "leaderboard", "launcher")
 _ZOO_KEYS = ("name", "spec", "options")
 _ZOO_OPTION_KEYS = ("layers", "overrides", "cca_overrides")
 _TASK_KEYS = ("task", "preset", "overrides")
@@ -111,6 +116,7 @@ class Suite:
     top_ks: tuple[int, ...] = (1, 3, 6)
     mapping: dict[str, Any] | None = None
     leaderboard: bool = True
+    launcher: LauncherSpec = field(default_factory=LauncherSpec)  # where units run (bench.launch)
 
     def corpus_for(self, kind: str) -> Path:
         """The folder a unit of corpus `kind` reads: the synthetic root, or the configured path."""
@@ -370,6 +376,7 @@ def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
         top_ks=tuple(top_ks),
         mapping=_mapping(cmp.get("mapping"), f"{where}: compare.mapping") or None,
         leaderboard=board,
+        launcher=parse_launcher(data.get("launcher"), where),
     )
     kinds = {task_corpus(t.task) for t in tasks} | ({CCA_CORPUS} if cca else set())
     for kind in sorted(kinds):
@@ -401,9 +408,16 @@ class Unit:
     def key(self) -> str:
         return f"{self.upstream.name} x {self.kind}:{self.name} (seed {self.seed})"
 
+    @property
+    def id(self) -> str:
+        """A file-name-safe identity, unique within a suite (failure records, claims, job ledgers)."""
+        return f"{slug(self.upstream.spec)}__{self.kind}-{slug(self.name)}__seed{self.seed}"
+
     def failure_path(self, out: Path) -> Path:
-        seed_part = f"__seed{self.seed}"
-        return out / "failures" / f"{slug(self.upstream.spec)}__{self.kind}-{slug(self.name)}{seed_part}.json"
+        return out / "failures" / f"{self.id}.json"
+
+    def claim_path(self, out: Path) -> Path:
+        return out / "claims" / f"{self.id}.lock"
 
 
 def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -478,7 +492,7 @@ class UnitReport:
     """How one unit ended in this run."""
 
     unit: Unit
-    status: str  # "done" (computed now), "skipped" (already done), "failed"
+    status: str  # "done" (computed now), "skipped" (already done), "failed", "claimed" (running elsewhere)
     seconds: float = 0.0
     error: str = ""
     failure_path: Path | None = None
@@ -495,7 +509,7 @@ class RunSummary:
         return [r for r in self.reports if r.status == "failed"]
 
     def counts(self) -> dict[str, int]:
-        out = {"done": 0, "skipped": 0, "failed": 0}
+        out = {"done": 0, "skipped": 0, "failed": 0, "claimed": 0}
         for r in self.reports:
             out[r.status] += 1
         return out
@@ -555,7 +569,7 @@ def _run_cca_group(suite: Suite, units: list[Unit], force: bool, progress: bool)
         device=suite.device, force=force, label=first.upstream.name, progress=progress)
 
 
-def _groups(units: Sequence[Unit]) -> list[list[Unit]]:
+def execution_groups(units: Sequence[Unit]) -> list[list[Unit]]:
     """Execution groups in plan order: each probe unit alone; CCA units per (upstream, seed)."""
     groups: list[list[Unit]] = []
     cca_at: dict[tuple[str, int], int] = {}
@@ -580,6 +594,10 @@ def execute(
 ) -> list[UnitReport]:
     """Run the pending units; a unit that raises gets a failure record and the run goes on.
 
+    Each unit is claimed first (`<out>/claims/<unit>.lock`, naming this process, host and Slurm
+    job): a unit another live process holds is left to it (status "claimed"), one that finished
+    meanwhile is skipped, so two launches of a suite never compute a unit twice. The claim goes
+    when the unit ends; a claim left by a killed process is recognised as stale and taken over.
     KeyboardInterrupt is not a unit failure: it stops the run (finished units stay on disk).
     """
     reports: list[UnitReport] = []
@@ -590,33 +608,62 @@ def execute(
             _clear_failure(suite, u)
     bar = tqdm(total=len(pending), desc=f"suite {suite.name}", unit="unit", disable=not progress)
     try:
-        for group in _groups(pending):
+        for group in execution_groups(pending):
             bar.set_postfix_str(f"{group[0].upstream.name} {group[0].kind}:{','.join(u.name for u in group)}")
-            t0 = time.perf_counter()
+            mine = _claim(suite, group, force, reports, echo)
             try:
-                if group[0].kind == "probe":
-                    outcomes = _run_probe_unit(suite, group[0], force, progress)
-                else:
-                    outcomes = _run_cca_group(suite, group, force, progress)
-                if len(outcomes) != len(group):
-                    raise RuntimeError(f"expected {len(group)} results, got {len(outcomes)}")
-            except Exception as exc:  # a failed unit is recorded and the suite goes on
-                seconds = time.perf_counter() - t0
-                for u in group:
-                    fpath = _record_failure(suite, u, exc)
-                    reports.append(UnitReport(u, "failed", seconds / len(group), f"{type(exc).__name__}: {exc}", fpath))
-                    echo(f"FAILED {u.key}: {type(exc).__name__}: {exc} (record: {fpath})")
-                bar.update(len(group))
-                continue
-            seconds = time.perf_counter() - t0
-            for u, outcome in zip(group, outcomes):
-                _clear_failure(suite, u)
-                reports.append(UnitReport(u, "skipped" if outcome.skipped else "done", seconds / len(group)))
+                if mine:
+                    reports.extend(_run_group(suite, mine, force, progress, echo))
+            finally:
+                for u in mine:
+                    release(u.claim_path(suite.out))
             bar.update(len(group))
     finally:
         bar.close()
     order = {id(u): i for i, u in enumerate(units)}
     return sorted(reports, key=lambda r: order[id(r.unit)])
+
+
+def _claim(suite: Suite, group: list[Unit], force: bool, reports: list[UnitReport],
+           echo: Callable[[str], None]) -> list[Unit]:
+    """The units of `group` this process now holds; the others are reported as claimed or done."""
+    mine = []
+    for u in group:
+        ok, holder = try_acquire(u.claim_path(suite.out))
+        if not ok:
+            reports.append(UnitReport(u, "claimed", error=f"running in {holder.describe()}" if holder else ""))
+            echo(f"{u.key}: claimed by {holder.describe() if holder else 'another process'}; left to it")
+        elif not force and is_done(u.path, u.config_hash):  # finished by another process since planning
+            release(u.claim_path(suite.out))
+            reports.append(UnitReport(u, "skipped"))
+        else:
+            mine.append(u)
+    return mine
+
+
+def _run_group(suite: Suite, group: list[Unit], force: bool, progress: bool,
+               echo: Callable[[str], None]) -> list[UnitReport]:
+    """One execution group (a probe unit, or the CCA properties of one upstream pass)."""
+    t0 = time.perf_counter()
+    try:
+        if group[0].kind == "probe":
+            outcomes = _run_probe_unit(suite, group[0], force, progress)
+        else:
+            outcomes = _run_cca_group(suite, group, force, progress)
+        if len(outcomes) != len(group):
+            raise RuntimeError(f"expected {len(group)} results, got {len(outcomes)}")
+    except Exception as exc:  # a failed unit is recorded and the suite goes on
+        seconds = time.perf_counter() - t0
+        reports = []
+        for u in group:
+            fpath = _record_failure(suite, u, exc)
+            reports.append(UnitReport(u, "failed", seconds / len(group), f"{type(exc).__name__}: {exc}", fpath))
+            echo(f"FAILED {u.key}: {type(exc).__name__}: {exc} (record: {fpath})")
+        return reports
+    seconds = time.perf_counter() - t0
+    for u in group:
+        _clear_failure(suite, u)
+    return [UnitReport(u, "skipped" if o.skipped else "done", seconds / len(group)) for u, o in zip(group, outcomes)]
 
 
 def summarise(suite: Suite, reports: Sequence[UnitReport], progress: bool = True) -> dict[str, Any]:
@@ -690,14 +737,81 @@ def run_suite(
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> RunSummary:
-    """Plan, run what is pending, then compare and build the leaderboard (the whole main job)."""
+    """Plan, run what is pending, then compare and build the leaderboard (the whole main job).
+
+    Units another process is computing (claimed) are left to it; compare and leaderboard wait
+    until every unit is in (a later run, or `layerbench status`, builds them).
+    """
+    prepare_out(suite)
     ensure_corpora(suite, progress=progress, echo=echo)
     units = plan(suite)
     echo(format_plan(suite, units))
     reports = execute(suite, units, force=force, progress=progress, echo=echo)
-    outputs = summarise(suite, reports, progress=progress)
+    claimed = [r for r in reports if r.status == "claimed"]
+    outputs = {} if claimed else summarise(suite, reports, progress=progress)
+    if claimed:
+        echo(f"{len(claimed)} unit(s) are being computed by another process; compare and leaderboard "
+             f"are built once they are in (rerun, or `layerbench status {suite.out}`)")
     write_summary(suite, reports, outputs)
     return RunSummary(suite, reports, outputs)
+
+
+SUITE_MARK = "suite.json"
+
+
+def prepare_out(suite: Suite) -> None:
+    """Check the results folder before any compute: writable, and not another suite's.
+
+    `<out>/suite.json` names the suite that owns the folder (and how this run was set up, so
+    `layerbench status RUN_DIR` can plan it again); a run of a different suite into the same
+    folder is refused, since its results and tables would mix with the first one's.
+    """
+    out = suite.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test~{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"results folder {out} (suite `out` in {suite.source}, or --out) is not writable: "
+                          f"{e.strerror or e}") from e
+    mark = out / SUITE_MARK
+    if mark.is_file():
+        owner = _read_mark(mark)
+        if owner.get("suite") != suite.name:
+            raise ConfigError(
+                f"results folder {out} holds suite {owner.get('suite')!r} (from {owner.get('source')}, see {mark}); "
+                f"suite {suite.name!r} ({suite.source}) would mix its results into it: give it its own --out")
+    syn = suite.synthetic
+    write_json_atomic(mark, {
+        "kind": "suite", "suite": suite.name,
+        "source": str(Path(suite.source).resolve()) if Path(suite.source).is_file() else suite.source,
+        "device": suite.device, "seeds": suite.seeds,
+        "synthetic_dir": str(syn.dir.resolve()) if syn is not None else None,
+        "corpora": {k: str(v.resolve()) for k, v in suite.corpora.items()},
+    })
+
+
+def _read_mark(mark: Path) -> dict[str, Any]:
+    try:
+        return json.loads(mark.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{mark} is not a suite record written by `layerbench run` ({e})") from e
+
+
+def reload_suite(run_dir: Path) -> Suite:
+    """The suite a results folder was run with, as its last run set it up (for `layerbench status`)."""
+    mark = run_dir / SUITE_MARK
+    if not mark.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder of `layerbench run` (no {SUITE_MARK} in it)")
+    info = _read_mark(mark)
+    if not Path(info.get("source", "")).is_file():
+        raise ConfigError(f"{mark}: the suite file {info.get('source')!r} it was run from is gone")
+    suite = load_suite(info["source"])
+    syn = suite.synthetic
+    return replace(suite, out=run_dir, device=info["device"], seeds=info["seeds"],
+                   synthetic=replace(syn, dir=Path(info["synthetic_dir"])) if syn is not None else None,
+                   corpora={k: Path(v) for k, v in info["corpora"].items()})
 
 
 def read_failures(out: str | Path) -> list[dict[str, Any]]:

@@ -5,8 +5,9 @@ goes) from the seed, then hands fixed batches of that plan ("work items") to wor
 processes. espeak-ng keeps hidden state between calls, so every work item runs in a freshly
 started interpreter (never a forked or reused one): the output depends only on the seed and the plan,
 never on how many workers there are. Workers synthesize, check and write the audio (and
-TextGrids); the parent writes the index files (transcripts, csv, jsonl, split lists) and,
-last of all, `SYNTH_INFO.json`, which marks the corpus complete.
+TextGrids); the parent writes the index files (transcripts, csv, jsonl, split lists). All of it
+goes to a private staging folder first, moved into place when complete; last of all comes
+`SYNTH_INFO.json`, which marks the corpus complete. One writer per folder (a lock beside it).
 """
 
 from __future__ import annotations
@@ -596,8 +597,30 @@ def generate(root: str | Path, size: str | Size = "small", seed: int = 0, worker
 
     `size` is a preset name or a `Size` (recorded as "custom" in the marker).
     """
+    root = Path(root).expanduser().resolve()
+    with _corpus_lock(root, progress):
+        return _generate(root, size, seed, workers, progress)
+
+
+def _corpus_lock(root: Path, progress: bool):
+    """One writer per corpus folder, across processes and hosts: a lock file beside `root`."""
+    from bench.locks import exclusive
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+
+    def waiting(holder) -> None:
+        if progress:
+            print(f"synthetic corpus {root} is being written by {holder.describe()}; waiting", file=sys.stderr)
+
+    return exclusive(root.parent / f".{root.name}.synth.lock", on_wait=waiting)
+
+
+def _generate(root: Path, size: str | Size, seed: int, workers: int | None, progress: bool) -> SynthInfo:
+    """Synthesize into a private staging folder inside `root`, then move the corpora in and write
+    the marker last: a killed run leaves no half-written corpus file where a reader looks."""
     from tqdm import tqdm
 
+    from bench.locks import HOST
     from bench.synth.espeak import load_library
 
     if isinstance(size, Size):
@@ -607,9 +630,12 @@ def generate(root: str | Path, size: str | Size = "small", seed: int = 0, worker
     else:
         raise ValueError(f"unknown synthetic corpus size {size!r}; expected one of: {', '.join(SIZES)}")
     load_library()  # fail early, with the install hint, when the extra is missing
-    root = Path(root).expanduser().resolve()
     _prepare(root)
     (root / INFO_FILE).unlink(missing_ok=True)
+    for stale in root.glob(".partial~*"):  # left by a killed writer (we hold the lock: no live one)
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = root / f".partial~{HOST}~{os.getpid()}"
+    stage.mkdir()
     jobs = plan(spec, seed)
     items = work_items(jobs, spec.work_items)
     workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
@@ -622,14 +648,18 @@ def generate(root: str | Path, size: str | Size = "small", seed: int = 0, worker
             with lock:
                 bar.update(1)
 
-        for results in _run_items(root, seed, items, workers, tick):
+        for results in _run_items(stage, seed, items, workers, tick):
             for d in results:
                 done[d.key] = d
-    _write_libri(root, jobs["libri"], done)
-    write_synthetic_lexicon(root)
-    _write_speech_commands(root, spec, seed)
-    _write_fsc(root, jobs["fsc"], done)
-    _write_slurp(root, jobs["slurp"], done)
+    _write_libri(stage, jobs["libri"], done)
+    write_synthetic_lexicon(stage)
+    _write_speech_commands(stage, spec, seed)
+    _write_fsc(stage, jobs["fsc"], done)
+    _write_slurp(stage, jobs["slurp"], done)
+    for d in OWNED:
+        if (stage / d).exists():
+            (stage / d).rename(root / d)
+    stage.rmdir()
     seconds = sum(sum(d.durations) for d in done.values()) + spec.sc_test_silence * SC_SECONDS
     counts = {kind: sum(len(j.outputs) for j in js) for kind, js in jobs.items()}
     counts["sc"] += spec.sc_test_silence
@@ -668,8 +698,15 @@ def _upgrade_v1(root: Path, info: SynthInfo) -> None:
 
 def ensure_corpus(out_dir: str | Path, size: str = "small", seed: int = 0, workers: int | None = None,
                   progress: bool = True) -> Path:
-    """The corpus root, generated first when it is missing or was left unfinished."""
+    """The corpus root, generated first when it is missing or was left unfinished.
+
+    Safe to call from many processes at once (tasks of a cluster job): one writes it under a
+    lock, the others wait for it and then find it complete.
+    """
     root = Path(out_dir).expanduser().resolve()
-    if not is_complete(root, size, seed):
-        generate(root, size, seed, workers, progress)
+    if is_complete(root, size, seed):
+        return root
+    with _corpus_lock(root, progress):
+        if not is_complete(root, size, seed):
+            _generate(root, size, seed, workers, progress)
     return root
