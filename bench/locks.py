@@ -48,6 +48,8 @@ def _start_ticks(pid: int) -> int | None:
 
 def pid_alive(pid: int, start: int | None = None) -> bool:
     """True when `pid` runs on this host (and, given `start`, is the same process, not a reuse)."""
+    if pid <= 0:  # os.kill(0 or -1, ...) would address process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
