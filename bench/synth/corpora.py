@@ -359,6 +359,7 @@ def _worker_main(in_path: str, out_path: str, parent_pid: str) -> None:
     Prints one "+" line per finished job so the parent can move its progress bar, and stops
     when the parent has died (a killed run must not keep writing into the folder).
     """
+    _die_with_parent()
     with open(in_path, "rb") as f:
         args = pickle.load(f)
 
@@ -370,6 +371,18 @@ def _worker_main(in_path: str, out_path: str, parent_pid: str) -> None:
     results = run_item(args, tick=tick)
     with open(out_path, "wb") as f:
         pickle.dump(results, f)
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to SIGKILL this worker when its parent dies, even by SIGKILL: a
+    worker must not write into a staging folder that the next run is about to clear."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent check in `tick` still stops the worker
 
 
 def _run_one(root: Path, seed: int, item: list[Job], index: int, tmp: Path, tick, procs: list) -> list[Done]:
