@@ -21,35 +21,14 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from bench.results import read_result
+from suite_fixtures import feature_suite, result_stamps, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 10
-TABLES = ("leaderboard/leaderboard.csv", "leaderboard/leaderboard.md", "leaderboard/leaderboard.tex",
-          "comparison/comparison.csv", "comparison/comparison.md")
-
-
-def kill_suite(tmp_path: Path, corpus: Path, out: Path, name: str = "kill") -> Path:
-    """12 units: FBANK, MFCC and their no-CMVN variants x (IC, KS, CCA-mel), tiny step counts."""
-    steps = {"steps": 10, "eval_every": 5}
-    data = {
-        "name": name,
-        "zoo": [{"name": "FBANK", "spec": "fbank"}, {"name": "MFCC", "spec": "mfcc"},
-                {"name": "FBANK-nc", "spec": "fbank:no_cmvn"}, {"name": "MFCC-nc", "spec": "mfcc:no_cmvn"}],
-        "tasks": [{"task": "ic", "preset": "quick", "overrides": steps},
-                  {"task": "ks", "preset": "quick", "overrides": steps}],
-        "cca": {"properties": ["mel"], "preset": "quick", "overrides": {"mel": {"max_frames": 2000}}},
-        "corpora": {"synthetic": {"dir": str(corpus), "size": "tiny", "seed": 0}},
-        "out": str(out),
-        "device": "cpu",
-        "compare": {"mapping": {"ic": ["mel"], "ks": ["mel"]}, "top_ks": [1]},
-    }
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+ZOO = [{"name": "FBANK", "spec": "fbank"}, {"name": "MFCC", "spec": "mfcc"},
+       {"name": "FBANK-nc", "spec": "fbank:no_cmvn"}, {"name": "MFCC-nc", "spec": "mfcc:no_cmvn"}]  # x3 = 12 units
 
 
 def cli(*args: str) -> list[str]:
@@ -58,16 +37,6 @@ def cli(*args: str) -> list[str]:
 
 def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-
-
-def tables(out: Path) -> dict[str, str]:
-    return {f: (out / f).read_text().replace(str(out), "<OUT>") for f in TABLES}
-
-
-def result_stamps(out: Path) -> dict[Path, tuple[int, int]]:
-    """inode and mtime of every finished result file (cache excluded)."""
-    files = [p for p in (out / "results").rglob("*.json") if "cache" not in p.parts and not p.name.startswith(".")]
-    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
 
 
 def assert_nothing_half_written(*folders: Path, final: bool) -> None:
@@ -91,13 +60,13 @@ def assert_nothing_half_written(*folders: Path, final: bool) -> None:
 def test_sigkill_at_ten_random_moments_then_resume(tmp_path, synth_root):
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
     t0 = time.monotonic()
-    ref = subprocess.run(cli("run", str(kill_suite(tmp_path / "a", synth_root, ref_out)), "--no-progress"),
+    ref = subprocess.run(cli("run", str(feature_suite(tmp_path, synth_root, ref_out, "kill", ZOO)), "--no-progress"),
                          env=env(), capture_output=True, text=True, timeout=900)
     t_ref = time.monotonic() - t0
     assert ref.returncode == 0, ref.stderr[-3000:]
     assert len(result_stamps(ref_out)) == 12
 
-    suite = kill_suite(tmp_path / "b", synth_root, out)
+    suite = feature_suite(tmp_path / "b", synth_root, out, "kill", ZOO)
     rng = random.Random(16)
     seen: dict[Path, tuple[int, int]] = {}
     killed_mid_suite = 0
@@ -138,8 +107,12 @@ MICRO = dict(
     sc_test_silence=2, noise_seconds=(1, 1), fsc={"train": (2, 6), "valid": (1, 2), "test": (1, 2)},
     slurp={"train": (2, 4), "devel": (1, 2), "test": (1, 2), "train_synthetic": (1, 2)}, work_items=1,
 )
-GENERATE = ("import sys; from bench.synth.corpora import Size, generate; from tests.test_kill import MICRO; "
-            "generate(sys.argv[1], Size(**MICRO), seed=3, workers=1, progress=False)")
+GENERATE = ("import json, sys; from bench.synth.corpora import Size, generate; "
+            "generate(sys.argv[1], Size(**json.loads(sys.argv[2])), seed=3, workers=1, progress=False)")
+
+
+def generate(root: Path) -> list[str]:
+    return [sys.executable, "-c", GENERATE, str(root), json.dumps(MICRO)]
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -153,9 +126,9 @@ def test_synthesis_killed_midway_leaves_no_corpus_file_and_is_redone(tmp_path):
 
     pytest.importorskip("espeakng_loader")
     ref, root = tmp_path / "ref", tmp_path / "corpus"
-    assert subprocess.run([sys.executable, "-c", GENERATE, str(ref)], env=env(), cwd=ROOT, timeout=600).returncode == 0
+    assert subprocess.run(generate(ref), env=env(), timeout=600).returncode == 0
 
-    proc = subprocess.Popen([sys.executable, "-c", GENERATE, str(root)], env=env(), cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(generate(root), env=env(), start_new_session=True)
     deadline = time.monotonic() + 300
     while not any(p.suffix in (".flac", ".wav") for p in root.glob(".partial~*/**/*")):
         assert proc.poll() is None and time.monotonic() < deadline, "the generator ended before it wrote audio"
@@ -166,7 +139,7 @@ def test_synthesis_killed_midway_leaves_no_corpus_file_and_is_redone(tmp_path):
     assert not (root / INFO_FILE).exists() and not any((root / d).exists() for d in OWNED)
     assert list(root.glob(".partial~*"))
 
-    assert subprocess.run([sys.executable, "-c", GENERATE, str(root)], env=env(), cwd=ROOT, timeout=600).returncode == 0
+    assert subprocess.run(generate(root), env=env(), timeout=600).returncode == 0
     time.sleep(0.5)  # any worker of the killed run is gone by now (it dies with its parent)
     assert (root / INFO_FILE).is_file() and not list(root.glob(".partial~*")) and not list(root.rglob("*.tmp"))
     assert _files(root) == _files(ref)

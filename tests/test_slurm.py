@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bench.cli import main as cli_main
 from bench.locks import read_holder
+from suite_fixtures import feature_suite, result_stamps, tables
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("leaderboard/leaderboard.csv", "leaderboard/leaderboard.md", "comparison/comparison.csv")
 
 pytestmark = pytest.mark.slow
 
@@ -43,24 +42,9 @@ def slurm_cluster() -> None:
 
 
 def _suite(folder: Path, corpus: Path, out: Path) -> Path:
-    """Three units on the tiny corpus: FBANK on IC and KS (a few steps) and CCA-mel."""
-    steps = {"steps": 10, "eval_every": 5}
-    data = {
-        "name": "slurm-tiny",
-        "zoo": [{"name": "FBANK", "spec": "fbank"}],
-        "tasks": [{"task": "ic", "preset": "quick", "overrides": steps},
-                  {"task": "ks", "preset": "quick", "overrides": steps}],
-        "cca": {"properties": ["mel"], "preset": "quick", "overrides": {"mel": {"max_frames": 2000}}},
-        "corpora": {"synthetic": {"dir": str(corpus), "size": "tiny", "seed": 0}},
-        "out": str(out),
-        "device": "cpu",
-        "compare": {"mapping": {"ic": ["mel"], "ks": ["mel"]}, "top_ks": [1]},
-        "launcher": {"kind": "slurm", "time": "0:20:00", "cpus_per_unit": 1, "poll_seconds": 1},
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    """Three units: FBANK on IC and KS and CCA-mel; the suite's own launcher is Slurm."""
+    return feature_suite(folder, corpus, out, "slurm-tiny", [{"name": "FBANK", "spec": "fbank"}],
+                         launcher={"kind": "slurm", "time": "0:20:00", "cpus_per_unit": 1, "poll_seconds": 1})
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +53,6 @@ def local_run(tmp_path_factory, synth_root) -> Path:
     out = base / "out"
     assert cli_main(["run", str(_suite(base, synth_root, out)), "--launcher", "local", "--no-progress"]) == 0
     return out
-
-
-def _tables(out: Path) -> dict[str, str]:
-    return {f: (out / f).read_text().replace(str(out), "<OUT>") for f in TABLES}
 
 
 def _results(out: Path) -> dict[str, dict]:
@@ -87,7 +67,7 @@ def _same_numbers(a: Path, b: Path) -> None:
         assert ra[name]["config_hash"] == rb[name]["config_hash"]
         for key in ("per_layer", "weighted_sum", "scores"):
             assert ra[name].get(key) == rb[name].get(key), (name, key)
-    assert _tables(a) == _tables(b)
+    assert tables(a) == tables(b)
 
 
 def test_suite_through_slurm_equals_a_local_run(slurm_cluster, local_run, tmp_path, synth_root, capsys):
@@ -146,15 +126,13 @@ def test_scancel_mid_unit_loses_only_that_unit(slurm_cluster, local_run, tmp_pat
     report = _wait(settled, 900, "the array to end")
     assert "1 lost" in report and f"job {holder.job_id} ended without a result" in report
     assert len(_results(out)) == 2  # the killed unit left no result, the two others finished
-    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "results").rglob("*.json")
-              if "cache" not in p.parts}
+    before = result_stamps(out)
 
     # The next launch re-submits the lost unit alone; finished results stay untouched.
     assert cli_main(["run", str(suite), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "submitted 1 unit(s)" in text and "3 units: 3 done" in text
-    for p, stamp in before.items():
-        assert (p.stat().st_ino, p.stat().st_mtime_ns) == stamp, p
+    assert {p: s for p, s in result_stamps(out).items() if p in before} == before
     leftovers = [p for pattern in ("*.tmp", "*.lock") for p in out.rglob(pattern)]
     assert not leftovers, leftovers
     _same_numbers(local_run, out)
