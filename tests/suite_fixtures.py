@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 TABLES = ("leaderboard/leaderboard.csv", "leaderboard/leaderboard.md", "leaderboard/leaderboard.tex",
-          "comparison/comparison.csv", "comparison/comparison.md")
+          "leaderboard/leaderboard.txt", "comparison/comparison.csv", "comparison/comparison.md")
 
 
 def feature_suite(folder: Path, corpus: Path, out: Path, name: str, zoo: list[dict[str, str]],
