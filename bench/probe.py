@@ -204,6 +204,7 @@ class HeadGroup:
     module: nn.Module
     opt: StackedAdam | ModuleAdam
     ws_ids: list[int] | None = None  # positions of the layers the weighted sum mixes
+    ws_factors: list[int] | None = None  # each one's stride / the finest (frames repeated that often)
     featurizer: nn.Module | None = None
     layer_norm: bool = False
     active: torch.Tensor = field(default=None)  # type: ignore[assignment]
@@ -229,15 +230,27 @@ class HeadGroup:
         return len(self.active)
 
     def gather(self, feats: Features, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        parts = []
-        if self.layer_ids:
-            parts.append(torch.stack([feats.layers[l] for l in self.layer_ids]).to(device, non_blocking=True))
+        if feats.lengths is None:  # pooled [B, D]: rates do not matter
+            parts = []
+            if self.layer_ids:
+                parts.append(torch.stack([feats.layers[l] for l in self.layer_ids]).to(device, non_blocking=True))
+            if self.ws_ids is not None:
+                xs = [feats.normed(l) if self.layer_norm else feats.layers[l] for l in self.ws_ids]
+                parts.append(self.featurizer(torch.stack(xs).to(device, non_blocking=True))[None])
+            return (torch.cat(parts) if len(parts) > 1 else parts[0]), None
+        ids = list(self.layer_ids)
+        xs = [feats.layers[l] for l in ids]
+        factors = [1] * len(ids)
         if self.ws_ids is not None:
-            xs = [feats.normed(l) if self.layer_norm else feats.layers[l] for l in self.ws_ids]
-            parts.append(self.featurizer(torch.stack(xs).to(device, non_blocking=True))[None])
-        first = (self.layer_ids or self.ws_ids)[0]
-        lens = None if feats.lengths is None else feats.lengths[first].to(device)
-        return (torch.cat(parts) if len(parts) > 1 else parts[0]), lens
+            xs += [feats.normed(l) if self.layer_norm else feats.layers[l] for l in self.ws_ids]
+            ids += self.ws_ids
+            factors += self.ws_factors or [1] * len(self.ws_ids)
+        xs, lens = align_frames(xs, [feats.lengths[l] for l in ids], factors)
+        x = torch.stack(xs).to(device, non_blocking=True)
+        if self.ws_ids is not None:
+            n = len(self.layer_ids)
+            x = torch.cat([x[:n], self.featurizer(x[n:])[None]])
+        return x, lens.to(device)
 
     def train(self, mode: bool = True) -> None:
         self.module.train(mode)
@@ -252,6 +265,18 @@ class HeadGroup:
     def skip(self, heads: torch.Tensor) -> None:
         for g in torch.nonzero(heads & self.active).flatten().tolist():
             self.skipped[g] += 1
+
+
+def align_frames(xs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor], factors: Sequence[int]
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """[B, T_l, D] layers on one time grid: each layer's frames repeated `factor` times (s3prl's
+    MR-HuBERT expert: `repeat_interleave` up to the finest rate), all cut to the shortest; the
+    valid length of an utterance is its smallest over the layers. Layers of one stride whose
+    frame counts differ by a frame (an MR-HuBERT decoder block vs its encoder block) lose it."""
+    xs = [x if f == 1 else x.repeat_interleave(int(f), dim=1) for x, f in zip(xs, factors)]
+    t = min(x.shape[1] for x in xs)
+    lens = torch.stack([n * int(f) for n, f in zip(lengths, factors)]).min(0).values.clamp(max=t)
+    return [x[:, :t] for x in xs], lens
 
 
 def better(a: float, b: float | None, higher: bool) -> bool:
@@ -333,14 +358,31 @@ def select_layers(selection: str | list[int], specs: Sequence[LayerSpec]) -> lis
 
 
 def weighted_sum_layers(specs: Sequence[LayerSpec]) -> list[int]:
-    """Layers that can be summed: the largest set with one (dim, stride), ties to the deepest.
-
-    CNN layers (other stride/width) are left out, as s3prl's featurizer only sums hidden states.
-    """
-    groups: dict[tuple[int, int], list[int]] = {}
+    """The layers s3prl's featurizer sums: its hidden states, i.e. the largest set of one width
+    among the layers marked `weighted_sum` (not CNN layers, not MR-HuBERT's sampling modules),
+    ties to the deepest. Their strides may differ only by integer factors of the finest (MR-HuBERT:
+    frames are repeated up to the finest rate, `align_frames`); otherwise one stride is kept."""
+    groups: dict[int, list[int]] = {}
     for i, s in enumerate(specs):
-        groups.setdefault((s.dim, s.stride), []).append(i)
-    return max(groups.values(), key=lambda ids: (len(ids), max(ids)))
+        if s.weighted_sum:
+            groups.setdefault(s.dim, []).append(i)
+    if not groups:  # nothing marked (a custom model): every layer is a candidate
+        groups = {s.dim: [] for s in specs}
+        for i, s in enumerate(specs):
+            groups[s.dim].append(i)
+    ids = max(groups.values(), key=lambda ids: (len(ids), max(ids)))
+    finest = min(specs[i].stride for i in ids)
+    if all(specs[i].stride % finest == 0 for i in ids):
+        return ids
+    by_stride: dict[int, list[int]] = {}
+    for i in ids:
+        by_stride.setdefault(specs[i].stride, []).append(i)
+    return max(by_stride.values(), key=lambda ids: (len(ids), max(ids)))
+
+
+def weighted_sum_stride(specs: Sequence[LayerSpec], ids: Sequence[int]) -> int:
+    """The rate the weighted sum runs at: the finest stride among its layers."""
+    return min(specs[i].stride for i in ids)
 
 
 def _spec(upstream: str | Upstream) -> str:
@@ -394,7 +436,7 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
         by_shape.setdefault((specs[i].dim, specs[i].stride), []).append(i)
     ws_cfg = params["weighted_sum"]
     ws_ids = weighted_sum_layers(specs) if ws_cfg["enabled"] else None
-    ws_shape = (specs[ws_ids[0]].dim, specs[ws_ids[0]].stride) if ws_ids else None
+    ws_shape = (specs[ws_ids[0]].dim, weighted_sum_stride(specs, ws_ids)) if ws_ids else None
     if ws_shape is not None:
         by_shape.setdefault(ws_shape, [])
     groups: list[HeadGroup] = []
@@ -412,7 +454,8 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
                 heads[-1] = nn.ModuleList([heads[-1], featurizer])
             opt = ModuleAdam(heads, lr, clip)
         names = [specs[i].name for i in ids] + ([WS] if with_ws else [])
-        groups.append(HeadGroup(names, ids, module, opt, ws_ids if with_ws else None, featurizer,
+        factors = [specs[i].stride // ws_shape[1] for i in ws_ids] if with_ws else None
+        groups.append(HeadGroup(names, ids, module, opt, ws_ids if with_ws else None, factors, featurizer,
                                 bool(ws_cfg["layer_norm"])))
     if not groups:
         raise ConfigError("nothing to train: no layer selected and weighted_sum.enabled is false")
@@ -778,6 +821,8 @@ def _result(config, chash, task, space, bank: Bank, specs, up, data: Corpus, lab
                       "weights": grp.featurizer.normalized().detach().cpu().tolist(),
                       "layers": [specs[i].index for i in grp.ws_ids],
                       "layer_names": [specs[i].name for i in grp.ws_ids],
+                      # frames of each layer repeated this often to the finest rate (MR-HuBERT; 1 = same rate)
+                      "repeat": grp.ws_factors,
                       "layer_norm": grp.layer_norm, "flags": _flags(grp, g, *budget)}
             else:
                 i = grp.layer_ids[g]

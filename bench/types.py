@@ -23,6 +23,7 @@ class LayerSpec:
     dim: int
     stride: int
     final_norm: bool = False  # True when the model's final LayerNorm is applied to this layer
+    weighted_sum: bool = True  # among the hidden states s3prl's featurizer sums (not CNN / sampling modules)
 
     @property
     def frame_rate(self) -> float:

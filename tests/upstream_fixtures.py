@@ -147,3 +147,34 @@ def per_utterance_gap(up, wavs: torch.Tensor, lens: torch.Tensor) -> float:
                 assert ha.shape[1] == t
                 gap = max(gap, (hb[i, :t] - ha[0, :t]).abs().max().item())
     return gap
+
+
+def make_s3prl_mrhubert_ckpt(path: Path, label_rate_ratios: tuple[int, ...] = (1, 2), seed: int = 0) -> Path:
+    """A random-weight tiny MR-HuBERT checkpoint built with s3prl's own multires_hubert model code
+    and config, in the converted format its expert loads (task_cfg, model_cfg, model_weight,
+    dictionaries_symbols; s3prl/upstream/multires_hubert/convert.py). `label_rate_ratios` (1, 2)
+    is the published two-rate model (20 and 40 ms); (1, 2, 1, 2) a three-rate ablation (80 ms)."""
+    from upstreams.s3prl_compat import install
+
+    install()
+    from dataclasses import asdict
+
+    from s3prl.upstream.multires_hubert.hubert_model import (
+        MultiresHubertConfig,
+        MultiresHubertModel,
+        MultiresHubertPretrainingConfig,
+    )
+
+    ratios = list(label_rate_ratios)
+    model_cfg = MultiresHubertConfig(
+        label_rate=50.0, label_rate_ratios=ratios, encoder_layers=2, encoder_embed_dim=64,
+        encoder_ffn_embed_dim=128, encoder_attention_heads=2, conv_feature_layers=TINY_CONV, conv_pos=16,
+        conv_pos_groups=4, final_dim=16, conv_adapator_kernal=3,
+    )
+    task_cfg = MultiresHubertPretrainingConfig(label_rate=50.0, label_rate_ratios=ratios)
+    symbols = [[f"c{i}" for i in range(10)] for _ in range(len(ratios) // 2 + 1)]
+    torch.manual_seed(seed)
+    model = MultiresHubertModel(model_cfg, task_cfg, symbols)
+    torch.save({"task_cfg": asdict(task_cfg), "model_cfg": asdict(model_cfg),
+                "model_weight": model.state_dict(), "dictionaries_symbols": symbols}, path)
+    return path

@@ -133,7 +133,7 @@ def cnn_layer_specs(kernels: Sequence[int], strides: Sequence[int], dims: Sequen
     n = len(kernels)
     for i, (s, d) in enumerate(zip(strides, dims)):
         hop *= int(s)
-        specs.append(LayerSpec(name=f"cnn{i + 1}", index=i - n, dim=int(d), stride=hop))
+        specs.append(LayerSpec(name=f"cnn{i + 1}", index=i - n, dim=int(d), stride=hop, weighted_sum=False))
     return specs
 
 

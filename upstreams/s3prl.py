@@ -10,6 +10,9 @@ for pre-LN "layer_norm_first" models). Lengths are S3PRLUpstream's own: ceil(sam
 stride), with the last frame repeated where the conv arithmetic gives one frame fewer. s3prl
 runs its group-norm models on a zero-padded batch, so batches run here in equal-length
 groups to keep every utterance's features identical to running it alone.
+
+MR-HuBERT (`multires_hubert_*`) goes to `upstreams.mrhubert`, which keeps each layer at its
+own frame rate (S3PRLUpstream repeats them all to the finest rate).
 """
 
 from __future__ import annotations
@@ -32,14 +35,8 @@ def _layer_norm_first(upstream: torch.nn.Module) -> bool:
 class S3PRLAdapter(UpstreamBase):
     def __init__(self, name: str, spec: str, ckpt: str | None = None):
         super().__init__()
-        install_shim()
         from s3prl.nn import S3PRLUpstream
 
-        available = S3PRLUpstream.available_names()
-        if name not in available:
-            raise unresolved(spec, "s3prl upstream", name, available)
-        if ckpt is not None and not str(ckpt).startswith("http") and not Path(ckpt).is_file():
-            raise ValueError(f"upstream spec {spec!r}: checkpoint file {str(ckpt)!r} does not exist")
         try:
             self.upstream = S3PRLUpstream(name, path_or_url=None if ckpt is None else str(ckpt))
         except OSError as e:  # requests' ConnectionError and urllib's URLError are OSErrors
@@ -66,7 +63,21 @@ class S3PRLAdapter(UpstreamBase):
         return run_in_length_groups(one_group, wavs, wav_lens.to(wavs.device).long())
 
 
-def load_s3prl(name: str, *, spec: str, ckpt: str | None = None) -> S3PRLAdapter:
+def load_s3prl(name: str, *, spec: str, ckpt: str | None = None) -> UpstreamBase:
+    """S3PRLAdapter, or for the multi-rate MR-HuBERT names the adapter that keeps each
+    layer's own rate (`upstreams.mrhubert`)."""
     if not name:
         raise ValueError(f"upstream spec {spec!r}: give an s3prl upstream name after 's3prl:' (e.g. hubert_local)")
+    install_shim()
+    from s3prl.nn import S3PRLUpstream
+
+    available = S3PRLUpstream.available_names()
+    if name not in available:
+        raise unresolved(spec, "s3prl upstream", name, available)
+    if ckpt is not None and not str(ckpt).startswith("http") and not Path(ckpt).is_file():
+        raise ValueError(f"upstream spec {spec!r}: checkpoint file {str(ckpt)!r} does not exist")
+    if name.startswith("multires_hubert"):
+        from upstreams.mrhubert import load_mrhubert
+
+        return load_mrhubert(name, spec=spec, ckpt=ckpt)
     return S3PRLAdapter(name, spec=spec, ckpt=ckpt)
