@@ -71,9 +71,9 @@ def test_ctc_logits_layer_is_the_heads_output(twins, preset):
     from transformers import AutoFeatureExtractor, AutoModelForCTC
 
     base_dir, ctc_dir, _ = twins[preset]
-    up = upstreams.load(f"hf:{ctc_dir}", ctc_logits=True)
+    up = upstreams.load(f"hf:{ctc_dir},ctc_logits=true")
     last = up.layers[-1]
-    assert (last.name, last.index, last.dim, last.stride) == ("ctc_logits", 4, VOCAB, 320)
+    assert (last.name, last.index, last.dim, last.stride, last.weighted_sum) == ("ctc_logits", 4, VOCAB, 320, False)
     assert up.layers[:-1] == upstreams.load(f"hf:{base_dir}").layers
     wavs, lens = padded_audio([9600, 6000], seed=2)
     ref_model = AutoModelForCTC.from_pretrained(ctc_dir).eval()

@@ -227,7 +227,7 @@ class HFUpstream(UpstreamBase):
         ]
         if ctc_head is not None:
             tf_layers.append(LayerSpec(name="ctc_logits", index=n_tf + 1, dim=int(ctc_head.out_features),
-                                       stride=conv_hop * self.squeeze))
+                                       stride=conv_hop * self.squeeze, weighted_sum=False))
         cnn = cnn_layer_specs(cfg.conv_kernel, cfg.conv_stride, cfg.conv_dim) if self.cnn_layers else []
         self.layers = cnn + tf_layers
         self.freeze()
