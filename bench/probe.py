@@ -24,7 +24,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -53,22 +53,27 @@ class StackedAdam:
     applied to each head separately; a head not in `active` is left untouched, state too.
     """
 
-    def __init__(self, params: Sequence[nn.Parameter], groups: int, lr: float, clip: float,
+    def __init__(self, params: Sequence[nn.Parameter], groups: int, lr: float | Sequence[float], clip: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 extra: Sequence[nn.Parameter] = (), extra_head: int = -1):
+                 extra: Mapping[int, Sequence[nn.Parameter]] | None = None):
         self.params = list(params)
-        self.groups, self.lr, self.clip, self.betas, self.eps = groups, lr, clip, betas, eps
+        self.groups, self.clip, self.betas, self.eps = groups, clip, betas, eps
+        device = self.params[0].device
+        # One learning rate per head (a scalar is every head's): the tuner stacks several rates.
+        self.lr = torch.as_tensor(lr, dtype=torch.float32).expand(groups).to(device).clone()
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = torch.zeros(groups, dtype=torch.float64)
-        # Unstacked parameters owned by one head (the weighted sum's layer weights).
-        self.extra = list(extra)
-        self.extra_head = extra_head % groups if self.extra else -1
-        self.em = [torch.zeros_like(p) for p in self.extra]
-        self.ev = [torch.zeros_like(p) for p in self.extra]
+        # Unstacked parameters owned by one head each (the weighted sums' layer weights).
+        self.extra = {h % groups: list(ps) for h, ps in (extra or {}).items()}
+        self.em = {h: [torch.zeros_like(p) for p in ps] for h, ps in self.extra.items()}
+        self.ev = {h: [torch.zeros_like(p) for p in ps] for h, ps in self.extra.items()}
+
+    def _extra_params(self) -> list[nn.Parameter]:
+        return [p for ps in self.extra.values() for p in ps]
 
     def zero_grad(self) -> None:
-        for p in self.params + self.extra:
+        for p in self.params + self._extra_params():
             p.grad = None
 
     def grad_norms(self) -> torch.Tensor:
@@ -77,9 +82,10 @@ class StackedAdam:
             g = p.grad if p.grad is not None else torch.zeros_like(p)
             sq = g.detach().float().pow(2).reshape(self.groups, -1).sum(1)
             total = sq if total is None else total + sq
-        for p in self.extra:
-            if p.grad is not None:
-                total[self.extra_head] += p.grad.detach().float().pow(2).sum()
+        for h, ps in self.extra.items():
+            for p in ps:
+                if p.grad is not None:
+                    total[h] += p.grad.detach().float().pow(2).sum()
         return total.sqrt()
 
     @torch.no_grad()
@@ -94,6 +100,7 @@ class StackedAdam:
         b1, b2 = self.betas
         bc1 = (1 - b1 ** self.t).to(norms.device, torch.float32)
         bc2 = (1 - b2 ** self.t).to(norms.device, torch.float32)
+        rate = self.lr.to(norms.device) / bc1.clamp(min=1e-12)  # lr / bias correction, per head
         every = bool(go.all())
         for p, m, v in zip(self.params, self.m, self.v):
             if p.grad is None:
@@ -104,7 +111,7 @@ class StackedAdam:
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 denom = (v / bc2.view(shape)).sqrt_().add_(self.eps)
-                p.addcdiv_(m / bc1.view(shape), denom, value=-self.lr)
+                p.addcdiv_(m * rate.view(shape).to(p.dtype), denom, value=-1.0)
                 continue
             sel = go.view(shape)
             g = torch.where(sel, p.grad * coef.view(shape).to(p.dtype), torch.zeros_like(p))
@@ -112,41 +119,41 @@ class StackedAdam:
             v_new = torch.where(sel, v * b2 + g * g * (1 - b2), v)
             m.copy_(m_new)
             v.copy_(v_new)
-            c1 = bc1.clamp(min=1e-12).view(shape)
             c2 = bc2.clamp(min=1e-12).view(shape)
-            upd = (m / c1) / ((v / c2).sqrt() + self.eps) * self.lr
+            upd = m * rate.view(shape) / ((v / c2).sqrt() + self.eps)
             p.sub_(torch.where(sel, upd, torch.zeros_like(upd)))
-        h = self.extra_head
-        if self.extra and bool(go[h]):
-            for p, m, v in zip(self.extra, self.em, self.ev):
+        for h, ps in self.extra.items():
+            if not bool(go[h]):
+                continue
+            for p, m, v in zip(ps, self.em[h], self.ev[h]):
                 if p.grad is None:
                     continue
                 g = p.grad * coef[h].to(p.dtype)
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                p.addcdiv_(m / bc1[h], (v / bc2[h]).sqrt_().add_(self.eps), value=-self.lr)
+                p.addcdiv_(m * rate[h], (v / bc2[h]).sqrt_().add_(self.eps), value=-1.0)
         return norms.cpu()
 
     def snapshot(self, g: int) -> list[torch.Tensor]:
         own = [p.detach()[g].clone() for p in self.params]
-        return own + ([p.detach().clone() for p in self.extra] if g == self.extra_head else [])
+        return own + [p.detach().clone() for p in self.extra.get(g, ())]
 
     @torch.no_grad()
     def restore(self, g: int, state: list[torch.Tensor]) -> None:
         for p, s in zip(self.params, state):
             p[g].copy_(s)
-        if g == self.extra_head:
-            for p, s in zip(self.extra, state[len(self.params):]):
-                p.copy_(s)
+        for p, s in zip(self.extra.get(g, ()), state[len(self.params):]):
+            p.copy_(s)
 
 
 class ModuleAdam:
     """One torch.optim.Adam and clip_grad_norm_ per head module (heads that cannot be stacked)."""
 
-    def __init__(self, modules: Sequence[nn.Module], lr: float, clip: float):
+    def __init__(self, modules: Sequence[nn.Module], lr: float | Sequence[float], clip: float):
         self.modules = list(modules)
         self.clip = clip
-        self.opts = [torch.optim.Adam(m.parameters(), lr=lr) for m in self.modules]
+        lrs = [float(lr)] * len(self.modules) if isinstance(lr, (int, float)) else [float(x) for x in lr]
+        self.opts = [torch.optim.Adam(m.parameters(), lr=r) for m, r in zip(self.modules, lrs)]
 
     def zero_grad(self) -> None:
         for o in self.opts:
@@ -193,20 +200,23 @@ class Features:
 
 @dataclass
 class HeadGroup:
-    """Heads trained together: single-layer heads of one width/rate, then (optionally) the weighted sum.
+    """Heads trained together: single-layer heads of one width, then (optionally) the weighted sum.
 
-    The weighted-sum head, when present, is the last slice; its input is `featurizer` over
-    the `ws_ids` layers.
+    The heads come in `copies` (the tuner trains several learning rates at once): slice
+    `c * len(names) + j` is head `names[j]` of copy c. Within a copy the weighted-sum head,
+    when present, is the last slice; its input is that copy's `featurizers[c]` over the
+    `ws_ids` layers.
     """
 
-    names: list[str]  # result keys: layer names, and WS last
+    names: list[str]  # result keys of one copy: layer names, and WS last
     layer_ids: list[int]  # positions in upstream.layers of the single-layer heads
     module: nn.Module
     opt: StackedAdam | ModuleAdam
     ws_ids: list[int] | None = None  # positions of the layers the weighted sum mixes
     ws_factors: list[int] | None = None  # each one's stride / the finest (frames repeated that often)
-    featurizer: nn.Module | None = None
+    featurizers: list[nn.Module] = field(default_factory=list)  # one weighted sum per copy
     layer_norm: bool = False
+    copies: int = 1
     active: torch.Tensor = field(default=None)  # type: ignore[assignment]
     diverged: list[int] = field(default_factory=list)  # step at which each head stopped (-1: never)
     skipped: list[int] = field(default_factory=list)  # optimiser steps skipped for a non-finite gradient
@@ -216,7 +226,7 @@ class HeadGroup:
     test: list[float | None] = field(default_factory=list)
 
     def __post_init__(self):
-        g = len(self.names)
+        g = len(self.names) * self.copies
         self.active = torch.ones(g, dtype=torch.bool)
         self.diverged = [-1] * g
         self.skipped = [0] * g
@@ -229,15 +239,19 @@ class HeadGroup:
     def size(self) -> int:
         return len(self.active)
 
+    def slot(self, g: int) -> tuple[int, str]:
+        """(copy, head name) of slice g."""
+        return g // len(self.names), self.names[g % len(self.names)]
+
     def gather(self, feats: Features, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
         if feats.lengths is None:  # pooled [B, D]: rates do not matter
-            parts = []
-            if self.layer_ids:
-                parts.append(torch.stack([feats.layers[l] for l in self.layer_ids]).to(device, non_blocking=True))
+            single = (torch.stack([feats.layers[l] for l in self.layer_ids]).to(device, non_blocking=True)
+                      if self.layer_ids else None)
+            mixed = None
             if self.ws_ids is not None:
                 xs = [feats.normed(l) if self.layer_norm else feats.layers[l] for l in self.ws_ids]
-                parts.append(self.featurizer(torch.stack(xs).to(device, non_blocking=True))[None])
-            return (torch.cat(parts) if len(parts) > 1 else parts[0]), None
+                mixed = torch.stack(xs).to(device, non_blocking=True)
+            return self._copies(single, mixed), None
         ids = list(self.layer_ids)
         xs = [feats.layers[l] for l in ids]
         factors = [1] * len(ids)
@@ -247,15 +261,23 @@ class HeadGroup:
             factors += self.ws_factors or [1] * len(self.ws_ids)
         xs, lens = align_frames(xs, [feats.lengths[l] for l in ids], factors)
         x = torch.stack(xs).to(device, non_blocking=True)
-        if self.ws_ids is not None:
-            n = len(self.layer_ids)
-            x = torch.cat([x[:n], self.featurizer(x[n:])[None]])
-        return x, lens.to(device)
+        n = len(self.layer_ids)
+        return self._copies(x[:n] if n else None, x[n:] if self.ws_ids is not None else None), lens.to(device)
+
+    def _copies(self, single: torch.Tensor | None, mixed: torch.Tensor | None) -> torch.Tensor:
+        """Every copy's input slices: the single layers, then that copy's weighted sum of `mixed`."""
+        parts = []
+        for c in range(self.copies):
+            if single is not None:
+                parts.append(single)
+            if mixed is not None:
+                parts.append(self.featurizers[c](mixed)[None])
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def train(self, mode: bool = True) -> None:
         self.module.train(mode)
-        if self.featurizer is not None:
-            self.featurizer.train(mode)
+        for f in self.featurizers:
+            f.train(mode)
 
     def stop(self, heads: torch.Tensor, step: int) -> None:
         for g in torch.nonzero(heads & self.active).flatten().tolist():
@@ -425,12 +447,21 @@ def seed_everything(seed: int) -> None:
 
 
 def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int], params: dict[str, Any],
-                 seed: int, device: torch.device) -> list[HeadGroup]:
-    """Stacked single-layer heads per (dim, stride); the weighted-sum head joins its shape's stack."""
+                 seed: int, device: torch.device, rates: Mapping[str, Sequence[float]] | None = None
+                 ) -> list[HeadGroup]:
+    """Stacked single-layer heads per (dim, stride); the weighted-sum head joins its shape's stack.
+
+    `rates` (head name -> K learning rates, the same K for every head) stacks K copies of
+    every head, copy c of head h training at `rates[h][c]`; without it one copy trains at
+    `params["lr"]`.
+    """
     from tasks.base import WeightedSum
 
     gen = torch.Generator().manual_seed(seed)
-    lr, clip = float(params["lr"]), float(params["clip"])
+    clip = float(params["clip"])
+    copies = len(next(iter(rates.values()))) if rates else 1
+    if rates and any(len(r) != copies for r in rates.values()):
+        raise ValueError("build_groups: every head needs the same number of learning rates")
     by_shape: dict[tuple[int, int], list[int]] = {}
     for i in selected:
         by_shape.setdefault((specs[i].dim, specs[i].stride), []).append(i)
@@ -442,21 +473,24 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
     groups: list[HeadGroup] = []
     for shape, ids in by_shape.items():
         with_ws = shape == ws_shape
-        size = len(ids) + with_ws
-        module = task.make_heads(size, shape[0], space, params, gen).to(device)
-        featurizer = WeightedSum(len(ws_ids)).to(device) if with_ws else None
-        extra = list(featurizer.parameters()) if with_ws else []
+        names = [specs[i].name for i in ids] + ([WS] if with_ws else [])
+        per = len(names)
+        lrs = [float(rates[n][c]) if rates else float(params["lr"]) for c in range(copies) for n in names]
+        module = task.make_heads(per * copies, shape[0], space, params, gen).to(device)
+        featurizers = [WeightedSum(len(ws_ids)).to(device) for _ in range(copies)] if with_ws else []
+        # Each weighted sum's layer weights belong to its copy's last slice.
+        owned = {(c + 1) * per - 1: f for c, f in enumerate(featurizers)}
         if getattr(module, "stacked", False):
-            opt = StackedAdam(list(module.parameters()), size, lr, clip, extra=extra, extra_head=size - 1)
+            opt = StackedAdam(list(module.parameters()), per * copies, lrs, clip,
+                              extra={g: list(f.parameters()) for g, f in owned.items()})
         else:
             heads = list(module.heads)
-            if with_ws:  # the weighted sum's layer weights belong to the last head's optimiser
-                heads[-1] = nn.ModuleList([heads[-1], featurizer])
-            opt = ModuleAdam(heads, lr, clip)
-        names = [specs[i].name for i in ids] + ([WS] if with_ws else [])
+            for g, f in owned.items():
+                heads[g] = nn.ModuleList([heads[g], f])
+            opt = ModuleAdam(heads, lrs, clip)
         factors = [specs[i].stride // ws_shape[1] for i in ws_ids] if with_ws else None
-        groups.append(HeadGroup(names, ids, module, opt, ws_ids if with_ws else None, factors, featurizer,
-                                bool(ws_cfg["layer_norm"])))
+        groups.append(HeadGroup(names, ids, module, opt, ws_ids if with_ws else None, factors, featurizers,
+                                bool(ws_cfg["layer_norm"]), copies))
     if not groups:
         raise ConfigError("nothing to train: no layer selected and weighted_sum.enabled is false")
     return groups
@@ -676,6 +710,117 @@ def _upstream_info(up: Upstream) -> dict[str, Any]:
                         "final_norm": s.final_norm} for s in up.layers]}
 
 
+@dataclass
+class ProbeData:
+    """What every bank of one (upstream, task) trains on: built once, shared by every bank.
+
+    `train()` starts a fresh seeded stream of training batches (the tuner trains one bank
+    per round of learning rates, each on the same batches); `split(name, k)` gives dev or test
+    batches, `k` numbering a run's dev evaluations (with `dev_sampler: balanced` each draws its
+    own balanced sample); `forward_s()` is the upstream time spent inside them so far.
+    """
+
+    task: Any
+    space: Any
+    upstream: Upstream
+    specs: list[LayerSpec]
+    corpus: Corpus
+    device: torch.device
+    train: Callable[[], Iterator[tuple[Features, Any]]]
+    split: Callable[..., Iterator[tuple[Features, Any]]]
+    forward_s: Callable[[], float]
+    extract_s: float = 0.0  # pooled-cache extraction (utterance-level tasks)
+
+
+def open_data(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, config: dict[str, Any], *,
+              out_dir: str | os.PathLike, seed: int, device: torch.device, progress: bool) -> ProbeData:
+    """Load the corpus and the upstream, fit the task's label space, and set up the batch sources
+    (utterance-level tasks: the pooled cache, extracted now if missing)."""
+    import tasks
+
+    t = tasks.get(task)
+    params = config["params"]
+    data = _load_corpus(corpus, t.corpus_kind)
+    train_u, dev_u, test_u = (data.split(s) for s in (t.splits.train, t.splits.dev, t.splits.test))
+    if isinstance(upstream, str):
+        import upstreams
+
+        up = upstreams.load(upstream)
+    else:
+        up = upstream
+    up = up.to(device)
+    if isinstance(up, nn.Module):
+        up.eval()
+    space = t.fit(train_u, params, data.root)
+    if t.level == "frame":
+        feeder = FrameFeeder(up, t, space, device, params)
+        return ProbeData(t, space, up, list(up.layers), data, device, lambda: feeder.train(train_u, seed),
+                         lambda name, k=0: feeder.split({"dev": dev_u, "test": test_u}[name]),
+                         lambda: feeder.forward_s)
+    from bench import pooled as pooled_mod
+
+    cache_dir = params.get("cache_dir") or Path(out_dir) / "cache" / "pooled"
+    ex = params["extract"]
+    t0 = time.perf_counter()
+    feats = {}
+    for name, utts in (("train", train_u), ("dev", dev_u), ("test", test_u)):
+        feats[name], _ = pooled_mod.load_or_extract(
+            up, utts, split=getattr(t.splits, name), corpus_root=config["corpus"], cache_dir=cache_dir,
+            device=device, max_seconds=float(ex["max_seconds"]), max_size=int(ex["max_size"]), bf16=bool(ex["bf16"]),
+            progress=progress)
+    extract_s = time.perf_counter() - t0
+    tg = {name: t.targets(u, space) for name, u in (("train", train_u), ("dev", dev_u), ("test", test_u))}
+    bs = int(params["batch_size"])
+    balance = t.balanced_draw(train_u)
+    dev_draws = _dev_draws(t, dev_u, params, seed)
+
+    def train():
+        return _pooled_batches(feats["train"], tg["train"], _shuffled_batches(len(train_u), bs, seed, balance))
+
+    def split(name, k=0):
+        rows = (dev_draws.indices(k).tolist() if name == "dev" and dev_draws is not None
+                else list(range(len(feats[name].ids))))
+        return _pooled_batches(feats[name], tg[name], iter([rows[s:s + 512] for s in range(0, len(rows), 512)]))
+
+    return ProbeData(t, space, up, list(up.layers), data, device, train, split, lambda: 0.0, extract_s)
+
+
+def train_bank(bank: Bank, data: ProbeData, params: dict[str, Any], *, desc: str, progress: bool = True,
+               on_dev: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Train every active head for `steps`, keep each head's best-dev checkpoint, then test it.
+
+    `on_dev(step)` runs after each dev evaluation has been recorded (the tuner reports the
+    scores to its studies there and stops pruned heads). Returns train_s and eval_s; upstream
+    time inside them is left out (it is `data.forward_s()`).
+    """
+    train_s = eval_s = 0.0
+    steps, every = int(params["steps"]), int(params["eval_every"])
+    fwd = data.forward_s
+    batches = data.train()
+    evals = itertools.count()  # dev evaluations so far (each balanced dev draw is a new one)
+    bar = tqdm(total=steps, desc=desc, unit="step", disable=not progress, leave=False)
+    for step in range(1, steps + 1):
+        t0, f0 = time.perf_counter(), fwd()
+        bank.train_step(batches, step)
+        train_s += time.perf_counter() - t0 - (fwd() - f0)
+        bar.update(1)
+        if step % every == 0 or step == steps or not bank.any_active:
+            t0, f0 = time.perf_counter(), fwd()
+            bank.record_dev(bank.evaluate(data.split("dev", next(evals))), step)
+            eval_s += time.perf_counter() - t0 - (fwd() - f0)
+            if on_dev is not None:
+                on_dev(step)
+            bar.set_postfix_str(_postfix(bank))
+        if not bank.any_active:
+            break
+    bar.close()
+    t0, f0 = time.perf_counter(), fwd()
+    bank.restore_best()
+    bank.record_test(bank.evaluate(data.split("test")))
+    eval_s += time.perf_counter() - t0 - (fwd() - f0)
+    return {"train_s": train_s, "eval_s": eval_s}
+
+
 def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *, preset: str = "quick",
               overrides: dict | None = None, layers: Any = None, out_dir: str | os.PathLike = "runs", seed: int = 0,
               device: str = "auto", force: bool = False, label: str | None = None,
@@ -685,106 +830,34 @@ def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     `upstream` is a spec (loaded through `upstreams.load`) or an already built Upstream;
     `corpus` a folder (opened with `bench.data.open_corpus`) or a Corpus.
     """
-    import tasks
-
     path, config, chash = plan_probe(upstream, task, corpus, preset=preset, overrides=overrides, layers=layers,
                                      out_dir=out_dir, seed=seed)
     if not force and is_done(path, chash):
         return UnitOutcome(path, True, read_result(path))
     t_start = time.perf_counter()
-    t = tasks.get(task)
     params = config["params"]
     dev = pick_device(device)
     seed_everything(seed)
-    data = _load_corpus(corpus, t.corpus_kind)
-    train_u, dev_u, test_u = (data.split(s) for s in (t.splits.train, t.splits.dev, t.splits.test))
-    if isinstance(upstream, str):
-        import upstreams
-
-        up = upstreams.load(upstream)
-    else:
-        up = upstream
-    up = up.to(dev)
-    if isinstance(up, nn.Module):
-        up.eval()
-    specs = list(up.layers)
-    selected = select_layers(config["layers"], specs)
-    space = t.fit(train_u, params, data.root)
-    groups = build_groups(t, space, specs, selected, params, seed, dev)
-    bank = Bank(t, space, groups, params, dev, seed)
-    extract_s = train_s = eval_s = 0.0
-    steps, every = int(params["steps"]), int(params["eval_every"])
-    evals = itertools.count()  # dev evaluations so far (each balanced dev draw is a new one)
-    what = f"{label or config['upstream']} {task}"
-
-    if t.level == "utterance":
-        from bench import pooled as pooled_mod
-
-        cache_dir = params.get("cache_dir") or Path(out_dir) / "cache" / "pooled"
-        ex = params["extract"]
-        t0 = time.perf_counter()
-        feats = {}
-        for name, utts in (("train", train_u), ("dev", dev_u), ("test", test_u)):
-            split = getattr(t.splits, name)
-            feats[name], _ = pooled_mod.load_or_extract(
-                up, utts, split=split, corpus_root=config["corpus"], cache_dir=cache_dir, device=dev,
-                max_seconds=float(ex["max_seconds"]), max_size=int(ex["max_size"]), bf16=bool(ex["bf16"]),
-                progress=progress)
-        extract_s = time.perf_counter() - t0
-        tg = {name: t.targets(u, space) for name, u in (("train", train_u), ("dev", dev_u), ("test", test_u))}
-        bs = int(params["batch_size"])
-        train_iter = _pooled_batches(feats["train"], tg["train"],
-                                     _shuffled_batches(len(train_u), bs, seed, t.balanced_draw(train_u)))
-        dev_draws = _dev_draws(t, dev_u, params, seed)
-
-        def split_iter(name):
-            rows = (dev_draws.indices(next(evals)).tolist() if name == "dev" and dev_draws is not None
-                    else list(range(len(feats[name].ids))))
-            return _pooled_batches(feats[name], tg[name], iter([rows[s:s + 512] for s in range(0, len(rows), 512)]))
-    else:
-        feeder = FrameFeeder(up, t, space, dev, params)
-        train_iter = feeder.train(train_u, seed)
-
-        def split_iter(name):
-            return feeder.split({"dev": dev_u, "test": test_u}[name])
-
-    # Upstream time inside training/evaluation (frame-level tasks) is reported as extract_s.
-    fwd = (lambda: feeder.forward_s) if t.level == "frame" else (lambda: 0.0)
-    bar = tqdm(total=steps, desc=f"probe {what}", unit="step", disable=not progress, leave=False)
-    for step in range(1, steps + 1):
-        t0, f0 = time.perf_counter(), fwd()
-        bank.train_step(train_iter, step)
-        train_s += time.perf_counter() - t0 - (fwd() - f0)
-        bar.update(1)
-        if step % every == 0 or step == steps or not bank.any_active:
-            t0, f0 = time.perf_counter(), fwd()
-            bank.record_dev(bank.evaluate(split_iter("dev")), step)
-            eval_s += time.perf_counter() - t0 - (fwd() - f0)
-            bar.set_postfix_str(_postfix(bank))
-        if not bank.any_active:
-            break
-    bar.close()
-    t0, f0 = time.perf_counter(), fwd()
-    bank.restore_best()
-    bank.record_test(bank.evaluate(split_iter("test")))
-    eval_s += time.perf_counter() - t0 - (fwd() - f0)
-    extract_s += fwd()
-
-    result = _result(config, chash, t, space, bank, specs, up, data, label, dev,
-                     {"extract_s": extract_s, "train_s": train_s, "eval_s": eval_s,
-                      "total_s": time.perf_counter() - t_start})
+    data = open_data(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=dev, progress=progress)
+    selected = select_layers(config["layers"], data.specs)
+    groups = build_groups(data.task, data.space, data.specs, selected, params, seed, dev)
+    bank = Bank(data.task, data.space, groups, params, dev, seed)
+    trained = train_bank(bank, data, params, desc=f"probe {label or config['upstream']} {task}", progress=progress)
+    timings = {"extract_s": data.extract_s + data.forward_s(), **trained, "total_s": time.perf_counter() - t_start}
+    result = _result(config, chash, data.task, data.space, bank, data.specs, data.upstream, data.corpus, label, dev, timings)
     write_result(path, result)
     return UnitOutcome(path, False, result)
 
 
 def _postfix(bank: Bank) -> str:
-    best = [s for g in bank.groups for n, s in zip(g.names, g.best_dev) if n != WS and s is not None]
-    ws = [s for g in bank.groups for n, s in zip(g.names, g.best_dev) if n == WS]
+    scored = [(g.slot(k)[1], s) for g in bank.groups for k, s in enumerate(g.best_dev) if s is not None]
+    best = [s for n, s in scored if n != WS]
+    ws = [s for n, s in scored if n == WS]
     parts = []
     if best:
         parts.append(f"best layer {(max if bank.task.higher_is_better else min)(best):.1f}")
-    if ws and ws[0] is not None:
-        parts.append(f"ws {ws[0]:.1f}")
+    if ws:
+        parts.append(f"ws {(max if bank.task.higher_is_better else min)(ws):.1f}")
     return ", ".join(parts)
 
 
@@ -818,7 +891,7 @@ def _result(config, chash, task, space, bank: Bank, specs, up, data: Corpus, lab
                 skipped[name] = grp.skipped[g]
             if name == WS:
                 ws = {"dev": grp.best_dev[g], "test": grp.test[g],
-                      "weights": grp.featurizer.normalized().detach().cpu().tolist(),
+                      "weights": grp.featurizers[0].normalized().detach().cpu().tolist(),
                       "layers": [specs[i].index for i in grp.ws_ids],
                       "layer_names": [specs[i].name for i in grp.ws_ids],
                       # frames of each layer repeated this often to the finest rate (MR-HuBERT; 1 = same rate)

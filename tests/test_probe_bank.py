@@ -267,7 +267,7 @@ def test_weighted_sum_slice_is_its_own_adam_with_the_layer_weights():
     with torch.no_grad():
         for p, q in zip(ref_head.parameters(), stacked.parameters()):
             p.copy_(q[1:2])
-    sopt = StackedAdam(list(stacked.parameters()), 2, lr=0.1, clip=0.5, extra=list(feat.parameters()), extra_head=-1)
+    sopt = StackedAdam(list(stacked.parameters()), 2, lr=0.1, clip=0.5, extra={1: list(feat.parameters())})
     ref = ModuleAdam([torch.nn.ModuleList([ref_head, ref_feat])], lr=0.1, clip=0.5)
     for _ in range(6):
         layers = torch.randn(3, 5, 4) * torch.tensor([1.0, 3.0, 0.5])[:, None, None]

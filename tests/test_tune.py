@@ -1,0 +1,169 @@
+"""Learning-rate search: stacked rates are separate Adam runs, resume keeps finished trials, errors name the value."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import optuna
+import pytest
+import torch
+
+from bench.config import ConfigError
+from bench.probe import ModuleAdam, StackedAdam
+from bench.tune import fail_orphans, open_storage, resolve_settings, run_tune
+from tasks.base import PooledHeads
+from test_probe_fakes import SignalUpstream, class_corpus, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_stacked_adam_with_one_rate_per_head_is_separate_adams():
+    torch.manual_seed(0)
+    rates = [1e-3, 3e-2, 0.3]
+    stacked = PooledHeads(3, 5, 7, 4, torch.Generator().manual_seed(1))
+    singles = []
+    for k in range(3):
+        m = PooledHeads(1, 5, 7, 4)
+        with torch.no_grad():
+            for p, q in zip(m.parameters(), stacked.parameters()):
+                p.copy_(q[k : k + 1])
+        singles.append(m)
+    sopt = StackedAdam(list(stacked.parameters()), 3, lr=rates, clip=0.5)
+    mopt = ModuleAdam(singles, lr=rates, clip=0.5)
+    active = torch.ones(3, dtype=torch.bool)
+    for step in range(6):
+        x = torch.randn(3, 6, 5)
+        y = torch.randint(0, 4, (6,))
+        if step == 3:
+            active[0] = False  # a stopped (pruned) rate: the others keep their own state and rate
+        sopt.zero_grad()
+        mopt.zero_grad()
+        torch.nn.functional.cross_entropy(stacked(x).reshape(-1, 4), y.repeat(3), reduction="sum").backward()
+        for k, m in enumerate(singles):
+            torch.nn.functional.cross_entropy(m(x[k : k + 1])[0], y, reduction="sum").backward()
+        sopt.step(active)
+        mopt.step(active)
+    for k, m in enumerate(singles):
+        for p, q in zip(m.parameters(), stacked.parameters()):
+            assert torch.allclose(p[0], q[k], atol=1e-5), k
+    moved = [float((q[2] - q[1]).detach().abs().max()) for q in stacked.parameters()]
+    assert max(moved) > 0.1  # the rates really differ
+
+
+def _kw(tmp_path, **tune):
+    return dict(out_dir=tmp_path / "runs", progress=False, overrides={"steps": 6, "eval_every": 3},
+                tune={"trials": 4, "stack": 2, "pruner": "none", **tune})
+
+
+def _study_trials(db: str, result: dict) -> dict[str, list]:
+    storage = optuna.storages.RDBStorage(db)
+    return {h: optuna.load_study(study_name=name, storage=storage).get_trials()
+            for h, name in result["tune"]["studies"].items()}
+
+
+def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path, monkeypatch):
+    import bench.tune as tune_mod
+
+    corpus = class_corpus(tmp_path / "ks", classes=3, per_class={"train": 8, "dev": 4, "test": 4})
+    up = SignalUpstream([0.3, 1.0])
+    db = f"sqlite:///{tmp_path}/tune.db"
+    real = tune_mod.train_bank
+    calls = []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the second round
+        return real(*a, **k)
+
+    monkeypatch.setattr(tune_mod, "train_bank", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(up, "ks", corpus, storage=db, **_kw(tmp_path))
+    path = tmp_path / "runs" / "tune" / "fake_signal__ks.json"
+    assert not path.exists()
+    names = optuna.get_all_study_names(storage=db)
+    assert len(names) == 3  # layer0, layer1, weighted_sum
+    before = {n: optuna.load_study(study_name=n, storage=db).get_trials() for n in names}
+    for trials in before.values():
+        states = [t.state for t in trials]
+        assert states.count(optuna.trial.TrialState.COMPLETE) == 2
+        assert states.count(optuna.trial.TrialState.FAIL) == 2  # the interrupted round, to be tried again
+
+    monkeypatch.setattr(tune_mod, "train_bank", real)
+    rounds = []
+    out = run_tune(up, "ks", corpus, storage=db, on_round=lambda r, rates: rounds.append(rates), **_kw(tmp_path))
+    assert len(rounds) == 1 and all(len(r) == 2 for r in rounds[0].values())  # only the missing 2 per head
+    after = _study_trials(db, out.result)
+    for head, trials in after.items():
+        name = out.result["tune"]["studies"][head]
+        old = [t for t in before[name] if t.state == optuna.trial.TrialState.COMPLETE]
+        kept = {t.number: t for t in trials}
+        for t in old:  # finished trials untouched: same rate, score and completion time
+            assert kept[t.number].value == t.value and kept[t.number].params == t.params
+            assert kept[t.number].datetime_complete == t.datetime_complete
+        assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 4
+    res = json.loads(path.read_text())
+    assert res["kind"] == "probe" and res["tuned"] is True
+    for row in res["per_layer"] + [res["weighted_sum"]]:
+        assert row["lr"] is not None and row["dev"] is not None and row["test"] is not None
+    for head, trials in res["tune"]["trials"].items():
+        best = max((t for t in trials if t["state"] == "complete"), key=lambda t: (t["dev"], -t["number"]))
+        row = res["weighted_sum"] if head == "weighted_sum" else next(r for r in res["per_layer"] if r["name"] == head)
+        assert row["lr"] == best["lr"] and row["dev"] == best["dev"] and row["test"] == best["test"]
+
+    # Everything done: a third run trains nothing (the finished result is skipped; forced, it is rebuilt
+    # from the stored trials).
+    monkeypatch.setattr(tune_mod, "train_bank", lambda *a, **k: pytest.fail("a finished trial was retrained"))
+    assert run_tune(up, "ks", corpus, storage=db, **_kw(tmp_path)).skipped
+    again = run_tune(up, "ks", corpus, storage=db, force=True, **_kw(tmp_path))
+    assert again.result["per_layer"] == res["per_layer"]
+
+
+def test_orphans_of_dead_processes_fail_live_ones_stay(tmp_path):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/o.db"), study_name="s")
+    dead = study.ask()
+    dead.set_user_attr("owner", f"{socket.gethostname()}:{2**22 + 12345}")  # no such pid
+    other = study.ask()
+    other.set_user_attr("owner", "another-machine:1")
+    alive = study.ask()
+    alive.set_user_attr("owner", f"{socket.gethostname()}:{os.getppid()}")
+    assert fail_orphans(study) == 1
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {0: optuna.trial.TrialState.FAIL, 1: optuna.trial.TrialState.RUNNING,
+                      2: optuna.trial.TrialState.RUNNING}
+
+
+def test_pruned_rates_stop_training_the_rest_go_on(tmp_path):
+    corpus = class_corpus(tmp_path / "ks", classes=4, per_class={"train": 10, "dev": 5, "test": 5})
+    up = SignalUpstream([0.3])
+    # Grid rates are tried in the order given: round 1 two good rates, which complete; round 2 a rate far
+    # too small, which the median pruner stops at its first check after the warm-up, beside a good one.
+    out = run_tune(up, "ks", corpus, out_dir=tmp_path / "runs", progress=False, layers="0",
+                   overrides={"steps": 40, "eval_every": 5, "weighted_sum": {"enabled": False, "layer_norm": False}},
+                   tune={"grid": [1e-2, 3e-2, 1e-7, 2e-2], "stack": 2, "pruner": "median", "prune_startup": 2,
+                         "prune_warmup": 1})
+    trials = out.result["tune"]["trials"]["layer0"]
+    assert [t["lr"] for t in trials] == [1e-2, 3e-2, 1e-7, 2e-2]
+    assert [t["state"] for t in trials] == ["complete", "complete", "pruned", "complete"]
+    assert max(trials[2]["intermediate"]) <= 10  # stopped early ...
+    assert max(trials[3]["intermediate"]) == 40  # ... while the good rate beside it trained the whole budget
+    assert out.result["per_layer"][0]["lr"] in (1e-2, 3e-2, 2e-2) and out.result["timings"]["rounds"] == 2
+
+
+@pytest.mark.parametrize("tune, msg", [
+    ({"pruner": "hyperband"}, "pruner must be one of"),
+    ({"lr_range": [1e-2, 1e-4]}, "lr_range must be [low, high]"),
+    ({"grid": "0.1,x"}, "grid must be a list of positive numbers"),
+    ({"stack": 0}, "stack must be a positive integer"),
+    ({"trails": 3}, "did you mean 'trials'"),
+])
+def test_bad_settings_name_the_key(tune, msg):
+    with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+        resolve_settings(tune)
+
+
+def test_bad_storage_is_a_clear_error():
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        open_storage("tune.db")
