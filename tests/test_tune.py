@@ -13,6 +13,7 @@ import torch
 from bench.config import ConfigError
 from bench.probe import ModuleAdam, StackedAdam
 from bench.tune import fail_orphans, open_storage, resolve_settings, run_tune
+from bench.types import LayerSpec, UpstreamOutput
 from tasks.base import PooledHeads
 from test_probe_fakes import SignalUpstream, class_corpus, one_thread  # noqa: F401
 
@@ -50,6 +51,61 @@ def test_stacked_adam_with_one_rate_per_head_is_separate_adams():
             assert torch.allclose(p[0], q[k], atol=1e-5), k
     moved = [float((q[2] - q[1]).detach().abs().max()) for q in stacked.parameters()]
     assert max(moved) > 0.1  # the rates really differ
+
+
+class KeywordOracle(torch.nn.Module):
+    """Layer l = scale_l x (the keyword's embedding + noise), the keyword looked up from the audio.
+
+    The classes are equally separable on every layer; only the scale differs. A pooled head must
+    grow its weights until the keyword's logit wins, and under Adam each weight moves about one
+    rate per step, so the logit it builds in a fixed budget grows like scale x (rate x steps)^2:
+    a layer 100x smaller needs a rate about 10x larger, while rates beyond that overshoot.
+    """
+
+    def __init__(self, corpus, scales, noise=0.8, dim=16):
+        super().__init__()
+        utts = [u for s in ("train", "dev", "test") for u in corpus.split(s)]
+        labels = sorted({u.labels["keyword"] for u in utts})
+        self.keyword = {self._key(torch.from_numpy(u.load())): labels.index(u.labels["keyword"]) for u in utts}
+        self.emb = torch.randn(len(labels), dim, generator=torch.Generator().manual_seed(0))
+        self.scales, self.noise = scales, noise
+        self.spec, self.revision = "fake:oracle", f"{scales}-{noise}"
+        self.layers = [LayerSpec(f"x{s:g}", i, dim, 320) for i, s in enumerate(scales)]
+
+    @staticmethod
+    def _key(wav: torch.Tensor) -> float:
+        return round(float(wav.double().abs().sum()), 3)
+
+    def forward(self, wavs, wav_lens):
+        n = (wav_lens // 320).tolist()
+        z = torch.zeros(wavs.shape[0], max(n), self.emb.shape[1])
+        for i, t in enumerate(n):
+            key = self._key(wavs[i, : int(wav_lens[i])])
+            g = torch.Generator().manual_seed(int(key * 1000) % (2**31))
+            noise = torch.randn(t, z.shape[2], generator=g) + torch.randn(1, z.shape[2], generator=g)
+            z[i, :t] = self.emb[self.keyword[key]] + self.noise * noise
+        return UpstreamOutput([s * z for s in self.scales], [torch.tensor(n)] * len(self.scales))
+
+
+def test_finds_the_rate_each_layer_needs(synth_root, tmp_path):
+    """Tiny synthetic corpus, KS: the layer at scale 1 is best at 1e-2, the layer at 0.01 at 1e-1."""
+    from bench.data import open_corpus
+
+    corpus = open_corpus(synth_root, "speech_commands")
+    up = KeywordOracle(corpus, [1.0, 0.01])
+    out = run_tune(up, "ks", corpus, out_dir=tmp_path / "runs", progress=False,
+                   overrides={"steps": 15, "eval_every": 3, "weighted_sum": {"enabled": False, "layer_norm": False}},
+                   tune={"grid": [1e-3, 1e-2, 1e-1, 1.0], "stack": 2, "pruner": "none"})
+    res = out.result
+    chosen = {r["name"]: r["lr"] for r in res["per_layer"]}
+    assert chosen == {"x1": 1e-2, "x0.01": 1e-1}
+    for row in res["per_layer"]:
+        trials = res["tune"]["trials"][row["name"]]
+        assert len(trials) == 4 and all(t["state"] == "complete" for t in trials)
+        others = [t["dev"] for t in trials if t["lr"] != row["lr"]]
+        assert row["dev"] > max(others)  # clearly best: strictly above every other rate
+        assert row["test"] is not None
+    assert res["timings"]["rounds"] == 2  # K=2 rates per round, one bank (and one cache gather) per round
 
 
 def _kw(tmp_path, **tune):
