@@ -54,11 +54,11 @@ def task_corpus(task: str) -> str:
 
     return tasks.get(task).corpus_kind
 
-_SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "corpora", "out", "seeds", "seed", "device", "compare",
-               "leaderboard", "launcher")
+_SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "tune", "corpora", "out", "seeds", "seed", "device",
+               "compare", "leaderboard", "launcher")
 _ZOO_KEYS = ("name", "spec", "options")
-_ZOO_OPTION_KEYS = ("layers", "overrides", "cca_overrides")
-_TASK_KEYS = ("task", "preset", "overrides")
+_ZOO_OPTION_KEYS = ("layers", "overrides", "cca_overrides", "tune")
+_TASK_KEYS = ("task", "preset", "overrides", "tune")
 _CCA_KEYS = ("properties", "preset", "overrides")
 _SYNTH_KEYS = ("dir", "size", "seed")
 _COMPARE_KEYS = ("top_ks", "mapping")
@@ -76,6 +76,7 @@ class ZooEntry:
     layers: list[int] | str | None = None  # probe only these layers: a list, "every:K" (default: all)
     overrides: dict[str, Any] = field(default_factory=dict)  # per-upstream probe overrides (e.g. lr)
     cca_overrides: dict[str, Any] = field(default_factory=dict)
+    tune: dict[str, Any] | None = None  # learning-rate search of this upstream: settings, or {} (on) / None (unsaid)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,16 @@ class TaskEntry:
     task: str
     preset: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    tune: dict[str, Any] | None = None  # as ZooEntry.tune, for this task
+
+
+@dataclass(frozen=True)
+class TuneSection:
+    """The suite's `tune:` section: search settings for every task (configs/tune.yaml keys) and the
+    optuna storage shared by its studies (default `sqlite:///<out>/tune.db`, so a run resumes)."""
+
+    settings: dict[str, Any]
+    storage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,7 @@ class Suite:
     mapping: dict[str, Any] | None = None
     leaderboard: bool = True
     launcher: LauncherSpec = field(default_factory=LauncherSpec)  # where units run (bench.launch)
+    tune: TuneSection | None = None
 
     def corpus_for(self, kind: str) -> Path:
         """The folder a unit of corpus `kind` reads: the synthetic root, or the configured path."""
@@ -137,6 +149,27 @@ class Suite:
     def report_dir(self, what: str, seed: int) -> Path:
         base = self.out / what
         return base if len(self.seeds) == 1 else base / f"seed{seed}"
+
+    def tune_settings(self, up: "ZooEntry", task: "TaskEntry") -> dict[str, Any] | None:
+        """Search settings of one (upstream, task), or None when it is not tuned.
+
+        The zoo entry's `tune` decides over the task entry's, which decides over the suite's
+        section (`false` switches tuning off); settings merge suite < task < upstream.
+        """
+        said = [x for x in (up.tune, task.tune) if x is not None]
+        if said and said[0] is False:
+            return None
+        if not said and self.tune is None:
+            return None
+        merged: dict[str, Any] = dict(self.tune.settings) if self.tune else {}
+        for layer in (task.tune, up.tune):
+            if isinstance(layer, dict):
+                merged = merge_overrides(merged, layer)
+        return merged
+
+    @property
+    def tune_storage(self) -> str:
+        return (self.tune.storage if self.tune and self.tune.storage else f"sqlite:///{self.out / 'tune.db'}")
 
 
 # --------------------------------------------------------------------------- loading / validation
@@ -237,6 +270,7 @@ def _parse_zoo_list(items: Any, where: str) -> list[ZooEntry]:
             layers=layers,
             overrides=_mapping(opts.get("overrides"), f"{w} ({name}) options.overrides"),
             cca_overrides=_mapping(opts.get("cca_overrides"), f"{w} ({name}) options.cca_overrides"),
+            tune=_tune_switch(opts.get("tune"), f"{w} ({name}) options.tune"),
         ))
     for attr in ("name", "spec"):
         seen: set[str] = set()
@@ -263,7 +297,8 @@ def _parse_tasks(items: Any, where: str) -> list[TaskEntry]:
         _check_keys(item, _TASK_KEYS, w)
         task = _choice(_need(item, "task", w), task_names(), f"{w} task")
         out.append(TaskEntry(task=task, preset=str(item.get("preset") or "quick"),
-                             overrides=_mapping(item.get("overrides"), f"{w} ({task}) overrides")))
+                             overrides=_mapping(item.get("overrides"), f"{w} ({task}) overrides"),
+                             tune=_tune_switch(item.get("tune"), f"{w} ({task}) tune")))
     names = [t.task for t in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -294,6 +329,34 @@ def _parse_cca(item: Any, where: str) -> CCAEntry | None:
         raise ConfigError(f"{w}.properties: {e}{hint}") from e
     return CCAEntry(properties=list(props), preset=str(item.get("preset") or "default"),
                     overrides=_mapping(item.get("overrides"), f"{w}.overrides"))
+
+
+def _tune_switch(value: Any, where: str) -> dict[str, Any] | bool | None:
+    """A task's or upstream's `tune`: true / false, or a mapping of search settings (tuning on)."""
+    if value is None or isinstance(value, bool):
+        return {} if value is True else value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be true, false or a mapping of tune settings, got {value!r}")
+    from bench.tune import resolve_settings
+
+    resolve_settings(value, where=where)  # unknown keys and bad values fail now, naming the place
+    return value
+
+
+def _parse_tune(item: Any, where: str) -> TuneSection | None:
+    if item is None:
+        return None
+    w = f"{where}: tune"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{w} must be a mapping of tune settings (configs/tune.yaml keys) and `storage`, got {item!r}")
+    settings = {k: v for k, v in item.items() if k != "storage"}
+    from bench.tune import resolve_settings
+
+    resolve_settings(settings, where=w)
+    storage = item.get("storage")
+    if storage is not None and not isinstance(storage, str):
+        raise ConfigError(f"{w}.storage must be a storage URL (sqlite:///path.db or journal:PATH), got {storage!r}")
+    return TuneSection(settings, storage)
 
 
 def _unknown_property(prop: str) -> bool:
@@ -377,6 +440,7 @@ def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
         mapping=_mapping(cmp.get("mapping"), f"{where}: compare.mapping") or None,
         leaderboard=board,
         launcher=parse_launcher(data.get("launcher"), where),
+        tune=_parse_tune(data.get("tune"), where),
     )
     kinds = {task_corpus(t.task) for t in tasks} | ({CCA_CORPUS} if cca else set())
     for kind in sorted(kinds):
@@ -391,7 +455,7 @@ def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
 class Unit:
     """One planned unit: what runs, where its result goes, and whether it is already done."""
 
-    kind: str  # "probe" or "cca"
+    kind: str  # "probe", "tune" or "cca"
     upstream: ZooEntry
     name: str  # task (probe) or property (cca)
     seed: int
@@ -403,6 +467,7 @@ class Unit:
     preset: str
     overrides: dict[str, Any]
     done: bool
+    tune: dict[str, Any] | None = None  # kind "tune": the search settings
 
     @property
     def key(self) -> str:
@@ -433,7 +498,7 @@ def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, An
 
 def plan(suite: Suite) -> list[Unit]:
     """Every unit of the suite with its result path and config hash; loads no model and no audio."""
-    from bench import layerwise_cca, probe
+    from bench import layerwise_cca, probe, tune
 
     units: list[Unit] = []
     for seed in suite.seeds:
@@ -442,14 +507,28 @@ def plan(suite: Suite) -> list[Unit]:
             for t in suite.tasks:
                 overrides = merge_overrides(t.overrides, up.overrides)
                 corpus = suite.corpus_for(task_corpus(t.task))
+                settings = suite.tune_settings(up, t)
                 try:
-                    path, config, chash = probe.plan_probe(
-                        up.spec, t.task, corpus, preset=t.preset, overrides=overrides or None,
-                        layers=up.layers, out_dir=out_dir, seed=seed)
+                    use = None if settings is None else tune.resolve_settings(settings).use
+                    if use != "tuned":
+                        path, config, chash = probe.plan_probe(
+                            up.spec, t.task, corpus, preset=t.preset, overrides=overrides or None,
+                            layers=up.layers, out_dir=out_dir, seed=seed)
+                        units.append(Unit("probe", up, t.task, seed, corpus, out_dir, Path(path), chash, config,
+                                          t.preset, overrides, is_done(path, chash)))
+                    if use is not None:
+                        # A tuned result the comparator reads sits with the results; one it does not
+                        # (`use: fixed`) beside them, sharing their pooled cache.
+                        tune_out = out_dir if use == "tuned" else suite.report_dir("tune", seed)
+                        tune_over = overrides if use == "tuned" or "cache_dir" in overrides else \
+                            {**overrides, "cache_dir": str(out_dir / "cache" / "pooled")}
+                        path, config, chash, _ = tune.plan_tune(
+                            up.spec, t.task, corpus, preset=t.preset, overrides=tune_over or None,
+                            layers=up.layers, tune=settings, out_dir=tune_out, seed=seed)
+                        units.append(Unit("tune", up, t.task, seed, corpus, tune_out, Path(path), chash, config,
+                                          t.preset, tune_over, is_done(path, chash), settings))
                 except ConfigError as e:
                     raise ConfigError(f"suite {suite.source}: {up.name} x {t.task}: {e}") from e
-                units.append(Unit("probe", up, t.task, seed, corpus, out_dir, Path(path), chash, config,
-                                  t.preset, overrides, is_done(path, chash)))
             if suite.cca is not None:
                 overrides = merge_overrides(suite.cca.overrides, up.cca_overrides)
                 corpus = suite.corpus_for(CCA_CORPUS)
@@ -532,7 +611,7 @@ def _record_failure(suite: Suite, unit: Unit, exc: BaseException) -> Path:
         "unit_kind": unit.kind,
         "upstream": unit.upstream.spec,
         "label": unit.upstream.name,
-        ("task" if unit.kind == "probe" else "property"): unit.name,
+        ("property" if unit.kind == "cca" else "task"): unit.name,
         "error": f"{type(exc).__name__}: {exc}",
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "result_path": str(unit.path),
@@ -558,6 +637,15 @@ def _run_probe_unit(suite: Suite, unit: Unit, force: bool, progress: bool) -> li
         seed=unit.seed, device=suite.device, force=force, label=unit.upstream.name, progress=progress)]
 
 
+def _run_tune_unit(suite: Suite, unit: Unit, force: bool, progress: bool) -> list[UnitOutcome]:
+    from bench import tune
+
+    return [tune.run_tune(
+        unit.upstream.spec, unit.name, unit.corpus, preset=unit.preset, overrides=unit.overrides or None,
+        layers=unit.upstream.layers, tune=unit.tune, storage=suite.tune_storage, out_dir=unit.out_dir,
+        seed=unit.seed, device=suite.device, force=force, label=unit.upstream.name, progress=progress)]
+
+
 def _run_cca_group(suite: Suite, units: list[Unit], force: bool, progress: bool) -> list[UnitOutcome]:
     """All pending CCA properties of one upstream and seed share one upstream pass."""
     from bench import layerwise_cca
@@ -570,7 +658,7 @@ def _run_cca_group(suite: Suite, units: list[Unit], force: bool, progress: bool)
 
 
 def execution_groups(units: Sequence[Unit]) -> list[list[Unit]]:
-    """Execution groups in plan order: each probe unit alone; CCA units per (upstream, seed)."""
+    """Execution groups in plan order: each probe or tune unit alone; CCA units per (upstream, seed)."""
     groups: list[list[Unit]] = []
     cca_at: dict[tuple[str, int], int] = {}
     for u in units:
@@ -643,11 +731,13 @@ def _claim(suite: Suite, group: list[Unit], force: bool, reports: list[UnitRepor
 
 def _run_group(suite: Suite, group: list[Unit], force: bool, progress: bool,
                echo: Callable[[str], None]) -> list[UnitReport]:
-    """One execution group (a probe unit, or the CCA properties of one upstream pass)."""
+    """One execution group (a probe or tune unit, or the CCA properties of one upstream pass)."""
     t0 = time.perf_counter()
     try:
         if group[0].kind == "probe":
             outcomes = _run_probe_unit(suite, group[0], force, progress)
+        elif group[0].kind == "tune":
+            outcomes = _run_tune_unit(suite, group[0], force, progress)
         else:
             outcomes = _run_cca_group(suite, group, force, progress)
         if len(outcomes) != len(group):

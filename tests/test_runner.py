@@ -303,3 +303,75 @@ def test_failed_unit_is_retried_and_its_record_cleared_and_cca_properties_share_
         ("ks", "done"), ("mel", "skipped"), ("phone", "skipped"), ("word", "skipped")]
     assert probe_calls == ["ks", "ks"] and len(cca_calls) == 1
     assert runner.read_failures(suite.out) == []  # the retry succeeded: no stale failure left
+
+
+# ----------------------------------------------------------------------------- tuned units
+
+
+def test_tune_sections_plan_tuned_units(tmp_path, synth_root):
+    """`tune:` per suite, task and upstream: `use: tuned` replaces the fixed-rate unit, `fixed` adds one
+    beside it, `tune: false` on a zoo entry switches it off; settings merge suite < task < upstream."""
+    corpora = {"synthetic": {"dir": str(synth_root), "size": "tiny", "seed": 0}}
+    path = _suite(
+        tmp_path,
+        zoo=[{"name": "FBANK", "spec": "fbank", "options": {"tune": {"trials": 3}}},
+             {"name": "MFCC", "spec": "mfcc", "options": {"tune": False}}],
+        tasks=[{"task": "ks", "preset": "quick", "tune": {"stack": 2}}, {"task": "ic", "preset": "quick"}],
+        tune={"trials": 6, "pruner": "none"}, cca=None, corpora=corpora,
+    )
+    suite = runner.load_suite(path)
+    units = runner.plan(suite)
+    assert [(u.upstream.name, u.kind, u.name) for u in units] == [
+        ("FBANK", "tune", "ks"), ("FBANK", "tune", "ic"), ("MFCC", "probe", "ks"), ("MFCC", "probe", "ic")]
+    ks = units[0]
+    assert ks.path == tmp_path / "out/results/tune/fbank__ks.json"
+    assert ks.config["tune"]["trials"] == 3 and ks.config["tune"]["stack"] == 2
+    assert ks.config["tune"]["pruner"] == "none"
+    assert units[1].config["tune"]["stack"] == 4  # the task-level stack applies to ks only
+    assert suite.tune_storage == f"sqlite:///{tmp_path / 'out' / 'tune.db'}"
+
+    fixed = runner.load_suite(_suite(tmp_path, tasks=[{"task": "ks", "preset": "quick"}], cca=None, corpora=corpora,
+                                     tune={"use": "fixed", "storage": "journal:" + str(tmp_path / "j.log")}))
+    units = runner.plan(fixed)
+    assert [(u.kind, u.name) for u in units] == [("probe", "ks"), ("tune", "ks")]
+    assert units[0].path == tmp_path / "out/results/probe/fbank__ks.json"
+    assert units[1].path == tmp_path / "out/tune/tune/fbank__ks.json"  # outside results/: not compared
+    assert units[1].config["params"]["cache_dir"] == str(tmp_path / "out/results/cache/pooled")
+    assert fixed.tune_storage == "journal:" + str(tmp_path / "j.log")
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"tune": {"trails": 2}}, ["tune", "unknown key 'trails'", "did you mean 'trials'"]),
+    ({"tune": {"use": "best"}}, ["tune", "use must be one of tuned, fixed"]),
+    ({"tasks": [{"task": "ks", "tune": "yes"}]}, ["tasks #1 (ks) tune must be true, false or a mapping"]),
+    ({"zoo": [{"name": "F", "spec": "fbank", "options": {"tune": {"pruner": "asha"}}}]},
+     ["(F) options.tune", "pruner must be one of"]),
+])
+def test_tune_section_errors_name_the_place(tmp_path, changes, expected):
+    path = _suite(tmp_path, **changes)
+    with pytest.raises(ConfigError) as err:
+        runner.load_suite(path)
+    for part in [str(path), *expected]:
+        assert part in str(err.value), str(err.value)
+
+
+@pytest.mark.slow
+def test_suite_with_tuned_units_compares_the_tuned_results(tmp_path, synth_root):
+    path = _suite(
+        tmp_path,
+        tasks=[{"task": "ks", "preset": "quick",
+                "overrides": {"steps": 6, "eval_every": 3, "cache_dir": str(tmp_path / "cache")}}],
+        tune={"trials": 2, "stack": 2, "pruner": "none"}, cca={"properties": ["mel"], "preset": "quick",
+                                                              "overrides": {"mel": {"max_frames": 4000}}},
+        corpora={"synthetic": {"dir": str(synth_root), "size": "tiny", "seed": 0}}, device="cpu",
+        compare={"mapping": {"ks": ["mel"]}, "top_ks": [1]},
+    )
+    summary = runner.run_suite(runner.load_suite(path), progress=False, echo=lambda _: None)
+    assert [(r.unit.kind, r.status) for r in summary.reports] == [("tune", "done"), ("cca", "done")]
+    tuned = json.loads((tmp_path / "out/results/tune/fbank__ks.json").read_text())
+    assert tuned["kind"] == "probe" and tuned["tuned"] is True and tuned["label"] == "FBANK"
+    board = (tmp_path / "out/leaderboard/leaderboard.csv").read_text()
+    assert "FBANK" in board and "ks" in board.lower()
+    assert (tmp_path / "out/tune.db").is_file()
+    again = runner.run_suite(runner.load_suite(path), progress=False, echo=lambda _: None)
+    assert [r.status for r in again.reports] == ["skipped", "skipped"]
