@@ -240,7 +240,8 @@ def plan_tune(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     study_key = config_hash({"probe": probe_config, "space": space})
     config = {**probe_config, "tune": {**asdict(settings), "study_key": study_key}}
     config["tune"].pop("use")  # which result a suite compares does not change this one
-    return result_path(out_dir, "tune", probe_config["upstream"], task), config, config_hash(config), settings
+    return (result_path(out_dir, "tune", probe_config["upstream"], task, seed), config, config_hash(config),
+            settings)
 
 
 def study_name(config: dict[str, Any], head: str) -> str:

@@ -95,17 +95,17 @@ def test_finds_the_rate_each_layer_needs(synth_root, tmp_path):
     up = KeywordOracle(corpus, [1.0, 0.01])
     out = run_tune(up, "ks", corpus, out_dir=tmp_path / "runs", progress=False,
                    overrides={"steps": 15, "eval_every": 3, "weighted_sum": {"enabled": False, "layer_norm": False}},
-                   tune={"grid": [1e-3, 1e-2, 1e-1, 1.0], "stack": 2, "pruner": "none"})
+                   tune={"grid": [1e-2, 1e-1, 1.0], "stack": 2, "pruner": "none"})
     res = out.result
     chosen = {r["name"]: r["lr"] for r in res["per_layer"]}
     assert chosen == {"x1": 1e-2, "x0.01": 1e-1}
     for row in res["per_layer"]:
         trials = res["tune"]["trials"][row["name"]]
-        assert len(trials) == 4 and all(t["state"] == "complete" for t in trials)
+        assert len(trials) == 3 and all(t["state"] == "complete" for t in trials)
         others = [t["dev"] for t in trials if t["lr"] != row["lr"]]
         assert row["dev"] > max(others)  # clearly best: strictly above every other rate
         assert row["test"] is not None
-    assert res["timings"]["rounds"] == 2  # K=2 rates per round, one bank (and one cache gather) per round
+    assert res["timings"]["rounds"] == 2  # K=2 rates per round (the third alone), one bank per round
 
 
 def _kw(tmp_path, **tune):
