@@ -785,6 +785,15 @@ def open_data(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     return ProbeData(t, space, up, list(up.layers), data, device, train, split, lambda: 0.0, extract_s)
 
 
+def open_unit(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, config: dict[str, Any], *,
+              out_dir: str | os.PathLike, seed: int, device: str, progress: bool) -> tuple[ProbeData, list[int]]:
+    """Seeds, device, data and the selected layers' positions of one probe or tune unit."""
+    seed_everything(seed)
+    data = open_data(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=pick_device(device),
+                     progress=progress)
+    return data, select_layers(config["layers"], data.specs)
+
+
 def train_bank(bank: Bank, data: ProbeData, params: dict[str, Any], *, desc: str, progress: bool = True,
                on_dev: Callable[[int], None] | None = None) -> dict[str, float]:
     """Train every active head for `steps`, keep each head's best-dev checkpoint, then test it.
@@ -836,10 +845,9 @@ def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
         return UnitOutcome(path, True, read_result(path))
     t_start = time.perf_counter()
     params = config["params"]
-    dev = pick_device(device)
-    seed_everything(seed)
-    data = open_data(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=dev, progress=progress)
-    selected = select_layers(config["layers"], data.specs)
+    data, selected = open_unit(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=device,
+                               progress=progress)
+    dev = data.device
     groups = build_groups(data.task, data.space, data.specs, selected, params, seed, dev)
     bank = Bank(data.task, data.space, groups, params, dev, seed)
     trained = train_bank(bank, data, params, desc=f"probe {label or config['upstream']} {task}", progress=progress)

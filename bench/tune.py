@@ -29,9 +29,8 @@ from typing import Any, Callable
 
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
 from bench.data.manifest import Corpus
-from bench.extract import pick_device
-from bench.probe import (WS, Bank, ProbeData, _flags, _upstream_info, build_groups, open_data, plan_probe,
-                         seed_everything, select_layers, train_bank)
+from bench.probe import (WS, Bank, ProbeData, _flags, _upstream_info, build_groups, open_unit, plan_probe,
+                         train_bank)
 from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, slug, write_result
 from bench.types import Upstream
 
@@ -371,10 +370,9 @@ def run_tune(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t_start = time.perf_counter()
     params = config["params"]
-    dev = pick_device(device)
-    seed_everything(seed)
-    data = open_data(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=dev, progress=progress)
-    selected = select_layers(config["layers"], data.specs)
+    data, selected = open_unit(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=device,
+                               progress=progress)
+    dev = data.device
     heads = head_names(data, selected, params)
     if not heads:
         raise ConfigError("nothing to tune: no layer selected and weighted_sum.enabled is false")

@@ -80,6 +80,8 @@ def _adapt(argv: list[str], corpus: Path, tmp: Path) -> list[str]:
         if cmd == "select" and "--cca-preset" not in argv:  # the paper's sample sizes need a real corpus
             argv += ["--cca-preset", "quick"]
         return argv + FEW_STEPS + ["--no-progress"]
+    if cmd == "tune":  # two rates per head, one round
+        return argv + FEW_STEPS + ["--trials", "2", "--stack", "2", "--no-progress"]
     if cmd == "cca":
         if "--out" not in argv:
             argv += ["--out", str(tmp / "out")]

@@ -8,7 +8,7 @@ ORDER = 35
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    import tasks
+    from bench.cli.probe import add_unit_arguments
 
     p = sub.add_parser(
         "tune",
@@ -21,51 +21,32 @@ def register(sub: argparse._SubParsersAction) -> None:
             "configs/tune.yaml."
         ),
     )
-    p.add_argument("--upstream", required=True, help="upstream spec, e.g. fbank, randinit:hubert-tiny, hf:DIR")
-    p.add_argument("--task", required=True, help=f"one of: {', '.join(tasks.names())}")
-    p.add_argument("--corpus", required=True, help="corpus folder (or the synthetic root holding all four)")
-    p.add_argument("--preset", default="quick", help="probe preset: quick (synthetic corpus, CPU) or superb")
+    add_unit_arguments(p, "tune")
     p.add_argument("--trials", type=int, default=None, help="rates tried per head (default from configs/tune.yaml: 8)")
     p.add_argument("--stack", type=int, default=None, help="rates trained together in one bank (default 4)")
     p.add_argument("--storage", default=None,
                    help="optuna storage: sqlite:///tune.db or journal:PATH (resumable, shareable); default in memory")
-    p.add_argument("--grid", default=None, metavar="LR,LR,...", help="try these rates instead of sampling")
+    p.add_argument("--grid", default=None, metavar="LR,LR,...", help="try these rates (in this order) instead of sampling")
     p.add_argument("--lr-range", default=None, metavar="LOW,HIGH",
                    help="log-uniform range (default: 0.01x to 10x the preset's lr)")
     p.add_argument("--sampler", default=None, help="tpe (default) or random")
     p.add_argument("--pruner", default=None, help="median (default), halving or none")
-    p.add_argument("--layers", default="all",
-                   help="all (default), every:K, none (weighted sum only) or a comma list of layer indices")
-    p.add_argument("--out", default="runs", help="results folder (default: runs); the file goes to <out>/tune/")
-    p.add_argument("--config", default=None, help="YAML file of overrides for the probe preset's values")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a probe preset value, e.g. --set steps=500 (repeatable)")
     p.add_argument("--tune-set", dest="tune_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a tune setting of configs/tune.yaml, e.g. --tune-set prune_warmup=3 (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of head init, batching and the samplers (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--label", default=None, help="display name of the upstream in tables (not hashed)")
-    p.add_argument("--force", action="store_true",
-                   help="rebuild the result even when a finished one exists (trials in --storage are kept)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.cli.probe import _deep_update
-    from bench.config import load_yaml, parse_overrides
+    from bench.cli.probe import preset_overrides
+    from bench.config import parse_overrides
     from bench.tune import format_tuned, run_tune
 
-    overrides: dict = load_yaml(args.config) if args.config else {}
-    cli = parse_overrides(args.overrides)
-    if cli:
-        overrides = _deep_update(overrides, cli)
     tune = parse_overrides(args.tune_overrides)
     for key, value in (("trials", args.trials), ("stack", args.stack), ("grid", args.grid),
                        ("lr_range", args.lr_range), ("sampler", args.sampler), ("pruner", args.pruner)):
         if value is not None:
             tune[key] = value
-    outcome = run_tune(args.upstream, args.task, args.corpus, preset=args.preset, overrides=overrides or None,
+    outcome = run_tune(args.upstream, args.task, args.corpus, preset=args.preset, overrides=preset_overrides(args),
                        layers=args.layers, tune=tune, storage=args.storage, out_dir=args.out, seed=args.seed,
                        device=args.device, force=args.force, label=args.label, progress=not args.no_progress)
     print(format_tuned(outcome.result))
