@@ -122,15 +122,16 @@ def _set_examples() -> list[str]:
 
 @pytest.mark.parametrize("example", _set_examples())
 def test_readme_set_examples_are_valid_keys(example):
-    """Each documented `--set key=value` is a key of some task preset or of the CCA config."""
+    """Each documented `--set key=value` is a key of some task preset, the CCA or the clusters config."""
     import tasks
+    from bench import clusters, layerwise_cca
     from bench.config import ConfigError, parse_overrides
-    from bench.layerwise_cca import load_config
     from bench.probe import resolve_params
 
     overrides = parse_overrides([example])
     attempts = [lambda t=t: resolve_params(t, "quick", overrides) for t in tasks.names()]
-    attempts.append(lambda: load_config("default", overrides))
+    attempts += [lambda: layerwise_cca.load_config("default", overrides),
+                 lambda: clusters.load_config("default", overrides)]
     errors = []
     for attempt in attempts:
         try:
