@@ -503,9 +503,6 @@ class CVResult:
     per_pair: list[PairResult]
     mean_test_score: float
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def _check_parts_pairs(parts, pairs) -> None:
     if len(parts) < 3:

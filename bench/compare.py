@@ -1,6 +1,7 @@
 """Comparator: does cheap layer-wise CCA predict which layer a (costly) probe finds best?
 
-For every (upstream, task, CCA property) named by the mapping in configs/compare.yaml it
+For every (upstream, task, CCA property) named by the mapping (by default each task's
+`cca_properties`; configs/compare.yaml or the user's file may replace it) it
 relates the per-layer CCA scores of a CCA result file to the per-layer scores of a probe
 result file, as in Pasad, Shi & Livescu (ICASSP 2023).
 
@@ -36,13 +37,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import stats
 
+import tasks
+from bench import cca_properties
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
 from bench.results import write_json_atomic
 
 DEFAULT_CONFIG = CONFIG_DIR / "compare.yaml"
-TASK_ORDER = ("pr", "asr", "ic", "slurp_scenario", "slurp_action", "ks")
 ERROR_METRICS = frozenset({"per", "wer", "cer"})
-PROPERTY_ORDER = ("mel", "phone", "word", "mi_phone", "mi_word")
 DIVERGED = "diverged"
 MIN_RANKED_LAYERS = 3
 
@@ -59,14 +60,6 @@ def finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
-
-
-def task_sort_key(task: str) -> tuple[int, str]:
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
-
-
-def property_sort_key(prop: str) -> tuple[int, str]:
-    return (PROPERTY_ORDER.index(prop) if prop in PROPERTY_ORDER else len(PROPERTY_ORDER), prop)
 
 
 @dataclass(frozen=True)
@@ -159,11 +152,11 @@ class ResultSet:
 
     @property
     def tasks(self) -> list[str]:
-        return sorted({t for _, t in self.probes}, key=task_sort_key)
+        return sorted({t for _, t in self.probes}, key=tasks.sort_key)
 
     @property
     def properties(self) -> list[str]:
-        return sorted({p for _, p in self.ccas}, key=property_sort_key)
+        return sorted({p for _, p in self.ccas}, key=cca_properties.sort_key)
 
 
 def _require(d: dict[str, Any], key: str, where: str) -> Any:
@@ -313,6 +306,11 @@ def _check_config(cfg: dict[str, Any], where: str) -> CompareConfig:
     return CompareConfig(mapping=clean, top_ks=tuple(sorted(set(top))))
 
 
+def default_mapping() -> dict[str, list[str]]:
+    """Each registered task's `cca_properties` (the properties its task module says predict it)."""
+    return {name: list(tasks.get(name).cca_properties) for name in tasks.names() if tasks.get(name).cca_properties}
+
+
 def load_compare_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> CompareConfig:
     """configs/compare.yaml, optionally replaced by the user's file, then `key=value` overrides.
 
@@ -320,6 +318,8 @@ def load_compare_config(path: str | Path | None = None, overrides: dict[str, Any
     file replaces the default mapping as a whole (a task left out is not compared).
     """
     base = load_yaml(DEFAULT_CONFIG)
+    if base.get("mapping") is None:
+        base["mapping"] = default_mapping()
     where = str(DEFAULT_CONFIG)
     if path is not None:
         user = load_yaml(path)
@@ -743,7 +743,7 @@ def compare(
         raise ValueError(f"top-k values must be positive integers, got {top_ks}")
     pairs: list[PairComparison] = []
     notes: list[str] = []
-    for (up, task), probe in sorted(rs.probes.items(), key=lambda kv: (rs.display(kv[0][0]), kv[0][0], task_sort_key(kv[0][1]))):
+    for (up, task), probe in sorted(rs.probes.items(), key=lambda kv: (rs.display(kv[0][0]), kv[0][0], tasks.sort_key(kv[0][1]))):
         props = mapping.get(task)
         if isinstance(props, str):
             props = [props]
@@ -761,7 +761,7 @@ def compare(
             pairs.append(compare_pair(probe, cca, top_ks, primary=(i == 0), display=rs.display(up)))
 
     ranked = [p for p in pairs if p.ranked]
-    props_seen = sorted({p.property for p in ranked}, key=property_sort_key)
+    props_seen = sorted({p.property for p in ranked}, key=cca_properties.sort_key)
     aggregates = [_aggregate(prop, [p for p in ranked if p.property == prop], top_ks, weights=False) for prop in props_seen]
     # Layer weights do not depend on the CCA property: one entry per (upstream, task).
     by_unit: dict[tuple[str, str], PairComparison] = {}

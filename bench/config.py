@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import re
 
 import yaml
 
@@ -65,14 +65,18 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def suggest(name: object, choices: Iterable[str]) -> str:
+    """' (did you mean X?)' for the nearest choice (difflib), or '' when nothing is close."""
+    near = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
 def merge(base: dict[str, Any], override: dict[str, Any], where: str = "config") -> dict[str, Any]:
     """Deep-merge `override` into a copy of `base`; unknown keys are errors naming the nearest key."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         if key not in out:
-            near = difflib.get_close_matches(key, list(out), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(f"unknown key {key!r} in {where}{hint}; known keys: {', '.join(sorted(out))}")
+            raise ConfigError(f"unknown key {key!r} in {where}{suggest(key, out)}; known keys: {', '.join(sorted(out))}")
         if isinstance(out[key], dict) and isinstance(value, dict):
             out[key] = merge(out[key], value, f"{where}.{key}")
         else:

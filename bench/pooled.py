@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from bench.data.manifest import Utterance
 from bench.extract import forward_batches
 from bench.locks import exclusive, sweep_dead_temps, temp_path
+from bench.featurize import masked_mean
 from bench.results import slug
 from bench.types import Upstream, UpstreamOutput
 
@@ -40,8 +41,6 @@ class Pooled:
 
 def pool_output(out: UpstreamOutput) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Masked means of each layer (plain and layer-normalised frames), each [B, D_l]."""
-    from tasks.base import masked_mean
-
     means, ln_means = [], []
     for h, n in zip(out.hidden, out.lengths):
         means.append(masked_mean(h, n))

@@ -32,15 +32,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
+from bench.config import ConfigError, merge
 from bench.data.manifest import Corpus, Utterance
 from bench.extract import audio_batches, forward, length_buckets, pick_device
+from bench.featurize import WeightedSum, spec_augment
 from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, write_result
-from bench.types import LayerSpec, Upstream, UpstreamOutput
+from bench.types import Batch, LayerSpec, Upstream, UpstreamOutput
 
 WS = "weighted_sum"
 NONFINITE = ("skip", "stop")  # s3prl skips a step with a NaN gradient norm; `stop` ends that head
-PRESETS = ("quick", "superb")
 
 
 # ---------------------------------------------------------------- optimisers
@@ -308,19 +308,15 @@ def better(a: float, b: float | None, higher: bool) -> bool:
 # ---------------------------------------------------------------- config
 
 
-def preset_file(task: str) -> Path:
-    return CONFIG_DIR / "tasks" / f"{task}.yaml"
-
-
 def resolve_params(task: str, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
-    """The preset's values from configs/tasks/<task>.yaml with overrides merged (unknown keys are errors)."""
+    """The task's preset values (its `preset_file`) with overrides merged (unknown keys are errors)."""
     import tasks
 
-    tasks.get(task)
-    path = preset_file(task)
-    presets = load_yaml(path)
+    t = tasks.get(task)
+    presets = t.presets()
     if preset not in presets:
-        raise ConfigError(f"unknown preset {preset!r} for task {task} in {path}; presets: {', '.join(presets)}")
+        raise ConfigError(f"unknown preset {preset!r} for task {task} in {t.preset_file}; "
+                          f"presets: {', '.join(presets)}")
     params = merge(presets[preset], overrides or {}, where=f"{task} preset {preset!r}")
     if params.get("dev_sampler", "all") not in ("all", "balanced"):
         raise ConfigError(f"{task} preset {preset!r}: dev_sampler must be all or balanced, "
@@ -455,8 +451,6 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
     every head, copy c of head h training at `rates[h][c]`; without it one copy trains at
     `params["lr"]`.
     """
-    from tasks.base import WeightedSum
-
     gen = torch.Generator().manual_seed(seed)
     clip = float(params["clip"])
     copies = len(next(iter(rates.values()))) if rates else 1
@@ -511,8 +505,6 @@ class Bank:
 
     def train_step(self, micro: Iterator[tuple[Features, Any]], step: int) -> None:
         """One optimiser step of every head over `accumulate` micro-batches."""
-        from tasks.base import spec_augment
-
         accum = int(self.params["accumulate"])
         for grp in self.groups:
             grp.train()
@@ -615,8 +607,6 @@ def _dev_draws(task, dev: Sequence[Utterance], params: dict[str, Any], seed: int
 
 
 def _pooled_batches(pooled, targets, indices: Iterator[list[int]]) -> Iterator[tuple[Features, Any]]:
-    from tasks.base import Batch
-
     for idx in indices:
         ix = torch.tensor(idx, dtype=torch.long)
         feats = Features([m[ix] for m in pooled.mean], None, [m[ix] for m in pooled.ln_mean])

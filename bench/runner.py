@@ -17,7 +17,6 @@ an uninterrupted one.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import os
 import time
@@ -29,7 +28,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bench.config import CONFIG_DIR, ConfigError, load_yaml
+import tasks as tasks_registry
+from bench.config import CONFIG_DIR, ConfigError, load_yaml, suggest
+from bench.data.corpus import KINDS
 from bench.launch import LauncherSpec, parse_launcher
 from bench.locks import release, try_acquire
 from bench.results import UnitOutcome, is_done, read_result, slug, write_json_atomic, write_result
@@ -37,15 +38,6 @@ from bench.results import UnitOutcome, is_done, read_result, slug, write_json_at
 SUITE_DIR = CONFIG_DIR / "suites"
 ZOO_DIR = CONFIG_DIR / "zoo"
 DEFAULT_SUITE = SUITE_DIR / "quick.yaml"
-CCA_PROPERTIES = ("mel", "phone", "word", "mi", "mi_phone", "mi_word")  # + glove:<name-or-path>
-CORPUS_KINDS = ("librispeech", "speech_commands", "fsc", "slurp")
-CCA_CORPUS = "librispeech"  # CCA needs word and phone alignments: the LibriSpeech-style corpus
-
-
-def task_names() -> list[str]:
-    import tasks
-
-    return tasks.names()
 
 
 def task_corpus(task: str) -> str:
@@ -53,6 +45,13 @@ def task_corpus(task: str) -> str:
     import tasks
 
     return tasks.get(task).corpus_kind
+
+
+def cca_corpus(preset: str, overrides: dict[str, Any] | None) -> str:
+    """The corpus kind CCA reads (`corpus_kind` of its config: word and phone alignments)."""
+    from bench.layerwise_cca import load_config
+
+    return load_config(preset, overrides)["corpus_kind"]
 
 _SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "tune", "corpora", "out", "seeds", "seed", "device",
                "compare", "leaderboard", "launcher")
@@ -186,8 +185,7 @@ def resolve_suite_path(ref: str | Path | None) -> Path:
     if named.is_file():
         return named
     known = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
-    near = difflib.get_close_matches(str(ref), known, n=1)
-    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    hint = suggest(str(ref), known)
     raise ConfigError(f"suite {ref!r} is neither a file nor a suite in {SUITE_DIR}{hint}; known suites: {', '.join(known)}")
 
 
@@ -199,8 +197,7 @@ def load_suite(ref: str | Path | None = None) -> Suite:
 def _check_keys(data: dict[str, Any], allowed: Sequence[str], where: str) -> None:
     for key in data:
         if key not in allowed:
-            near = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            hint = suggest(str(key), list(allowed))
             raise ConfigError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(allowed)}")
 
 
@@ -220,8 +217,7 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 
 def _choice(value: Any, choices: Sequence[str], where: str) -> str:
     if value not in choices:
-        near = difflib.get_close_matches(str(value), list(choices), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        hint = suggest(str(value), list(choices))
         raise ConfigError(f"{where}: unknown value {value!r}{hint}; choose from: {', '.join(choices)}")
     return value
 
@@ -232,8 +228,7 @@ def load_zoo(ref: Any, where: str) -> list[ZooEntry]:
         path = Path(ref) if ref.endswith((".yaml", ".yml")) else ZOO_DIR / f"{ref}.yaml"
         if not path.is_file():
             known = sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
-            near = difflib.get_close_matches(ref, known, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            hint = suggest(ref, known)
             raise ConfigError(f"{where}: zoo {ref!r} not found at {path}{hint}; known zoos: {', '.join(known)}")
         data = load_yaml(path)
         _check_keys(data, ("name", "description", "upstreams"), f"zoo file {path}")
@@ -295,7 +290,11 @@ def _parse_tasks(items: Any, where: str) -> list[TaskEntry]:
         if not isinstance(item, dict):
             raise ConfigError(f"{w} must be a mapping with `task` and `preset`, got {item!r}")
         _check_keys(item, _TASK_KEYS, w)
-        task = _choice(_need(item, "task", w), task_names(), f"{w} task")
+        task = str(_need(item, "task", w))
+        try:
+            tasks_registry.get(task)
+        except ValueError as e:
+            raise ConfigError(f"{w} task: {e}") from e
         out.append(TaskEntry(task=task, preset=str(item.get("preset") or "quick"),
                              overrides=_mapping(item.get("overrides"), f"{w} ({task}) overrides"),
                              tune=_tune_switch(item.get("tune"), f"{w} ({task}) tune")))
@@ -318,15 +317,12 @@ def _parse_cca(item: Any, where: str) -> CCAEntry | None:
         props = [p.strip() for p in props.split(",") if p.strip()]
     if not isinstance(props, list) or not props:
         raise ConfigError(f"{w}.properties must be a non-empty list, got {props!r}")
-    from bench.layerwise_cca import expand_properties
+    from bench.cca_properties import expand
 
     try:
-        props = expand_properties([str(p) for p in props])
+        props = expand([str(p) for p in props])
     except ConfigError as e:
-        bad = next((p for p in props if _unknown_property(str(p))), None)
-        near = difflib.get_close_matches(str(bad), CCA_PROPERTIES, n=1) if bad is not None else []
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ConfigError(f"{w}.properties: {e}{hint}") from e
+        raise ConfigError(f"{w}.properties: {e}") from e
     return CCAEntry(properties=list(props), preset=str(item.get("preset") or "default"),
                     overrides=_mapping(item.get("overrides"), f"{w}.overrides"))
 
@@ -359,20 +355,10 @@ def _parse_tune(item: Any, where: str) -> TuneSection | None:
     return TuneSection(settings, storage)
 
 
-def _unknown_property(prop: str) -> bool:
-    from bench.layerwise_cca import expand_properties
-
-    try:
-        expand_properties([prop])
-    except ConfigError:
-        return True
-    return False
-
-
 def _parse_corpora(item: Any, where: str) -> tuple[dict[str, Path], SynthSpec | None]:
     w = f"{where}: corpora"
     data = _mapping(_need({"corpora": item}, "corpora", where), w)
-    _check_keys(data, (*CORPUS_KINDS, "synthetic"), w)
+    _check_keys(data, (*KINDS, "synthetic"), w)
     if "synthetic" in data:
         if len(data) > 1:
             raise ConfigError(f"{w}: `synthetic` holds all four corpora; do not list other corpora beside it")
@@ -442,7 +428,7 @@ def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
         launcher=parse_launcher(data.get("launcher"), where),
         tune=_parse_tune(data.get("tune"), where),
     )
-    kinds = {task_corpus(t.task) for t in tasks} | ({CCA_CORPUS} if cca else set())
+    kinds = {task_corpus(t.task) for t in tasks} | ({cca_corpus(cca.preset, cca.overrides)} if cca else set())
     for kind in sorted(kinds):
         suite.corpus_for(kind)  # a missing corpus path is a config error now, before any compute
     return suite
@@ -531,7 +517,7 @@ def plan(suite: Suite) -> list[Unit]:
                     raise ConfigError(f"suite {suite.source}: {up.name} x {t.task}: {e}") from e
             if suite.cca is not None:
                 overrides = merge_overrides(suite.cca.overrides, up.cca_overrides)
-                corpus = suite.corpus_for(CCA_CORPUS)
+                corpus = suite.corpus_for(cca_corpus(suite.cca.preset, overrides or None))
                 try:
                     planned = layerwise_cca.plan_cca(
                         up.spec, corpus, list(suite.cca.properties), preset=suite.cca.preset,
@@ -756,7 +742,7 @@ def _run_group(suite: Suite, group: list[Unit], force: bool, progress: bool,
     return [UnitReport(u, "skipped" if o.skipped else "done", seconds / len(group)) for u, o in zip(group, outcomes)]
 
 
-def summarise(suite: Suite, reports: Sequence[UnitReport], progress: bool = True) -> dict[str, Any]:
+def summarise(suite: Suite, reports: Sequence[UnitReport]) -> dict[str, Any]:
     """Comparator over every result of each seed, then the leaderboard; returns the paths written.
 
     The failure records of this run's failed units go to the comparator too, so its report
@@ -838,7 +824,7 @@ def run_suite(
     echo(format_plan(suite, units))
     reports = execute(suite, units, force=force, progress=progress, echo=echo)
     claimed = [r for r in reports if r.status == "claimed"]
-    outputs = {} if claimed else summarise(suite, reports, progress=progress)
+    outputs = {} if claimed else summarise(suite, reports)
     if claimed:
         echo(f"{len(claimed)} unit(s) are being computed by another process; compare and leaderboard "
              f"are built once they are in (rerun, or `layerbench status {suite.out}`)")

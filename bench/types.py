@@ -29,10 +29,6 @@ class LayerSpec:
     def frame_rate(self) -> float:
         return SAMPLE_RATE / self.stride
 
-    @property
-    def frame_seconds(self) -> float:
-        return self.stride / SAMPLE_RATE
-
 
 @dataclass
 class UpstreamOutput:
@@ -40,6 +36,19 @@ class UpstreamOutput:
 
     hidden: list[torch.Tensor]  # one [B, T_l, D_l] per layer, in `layers` order
     lengths: list[torch.Tensor]  # one [B] long tensor of valid frames per layer
+
+
+@dataclass
+class Batch:
+    """Targets of a batch in the form the task's loss and metric need."""
+
+    y: torch.Tensor  # [B, S] class ids (utterance tasks) or [B, U] padded token ids (CTC)
+    y_lens: torch.Tensor | None = None  # [B] target lengths (CTC)
+    refs: list[str] | None = None  # reference strings (CTC)
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.y.to(device, non_blocking=True),
+                     None if self.y_lens is None else self.y_lens.to(device, non_blocking=True), self.refs)
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -42,6 +42,13 @@ class MelRecipe:
     top_db: float = 80.0
     peak_normalize: bool = True
     preemphasis: float = 0.97
+
+    @classmethod
+    def from_config(cls, section: dict) -> "MelRecipe":
+        """The recipe's fields from a `mel` config section (other keys ignored), cast to the field types."""
+        defaults = cls()
+        return cls(**{f.name: type(getattr(defaults, f.name))(section[f.name])
+                      for f in fields(cls) if f.name in section})
 
 
 class LogMel:

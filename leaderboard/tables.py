@@ -30,7 +30,8 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from bench.compare import Comparison, ResultSet, best_probed_layer, fmt, markdown_table, task_sort_key
+import tasks as task_registry
+from bench.compare import Comparison, ResultSet, best_probed_layer, fmt, markdown_table
 
 FIELDS = ("ws", "best", "best_layer", "cca", "cca_layer")
 MARK = "*"
@@ -223,7 +224,7 @@ def headline(entries: list[Entry], upstreams: list[tuple[str, str]] | None = Non
         rows.append((u, display, mean_rank, score))
     rows.sort(key=lambda r: (r[2] is None, r[2] or 0.0, -(r[3] if r[3] is not None else float("-inf")), r[1], r[0]))
     standings = [Standing(u, d, i + 1, mr, sc, ranks[u], norm[u]) for i, (u, d, mr, sc) in enumerate(rows)]
-    ordered = sorted(tasks.values(), key=lambda t: task_sort_key(t.task))
+    ordered = sorted(tasks.values(), key=lambda t: task_registry.sort_key(t.task))
     return Headline(ordered, standings, by_key, names.get(ref) if ref else None, unscored)
 
 

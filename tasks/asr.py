@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from bench.config import CONFIG_DIR
 from tasks.base import BiLSTMHead, CTCTask, ModuleHeads, Splits, Vocab
 
 WORD_SEP = "|"
@@ -26,6 +27,7 @@ class SpeechRecognition(CTCTask):
     corpus_kind = "librispeech"
     splits = Splits("train-clean-100", "dev-clean", "test-clean")
     metric = "wer"
+    preset_file = CONFIG_DIR / "tasks" / "asr.yaml"
 
     def fit(self, train, cfg=None, root=None) -> Vocab:
         return Vocab(SPECIALS + CHARS, blank=0, eos=2, info={"scheme": "characters (s3prl char.dict)"})

@@ -20,8 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.config import CONFIG_DIR, load_yaml
 from bench.data.lexicon import Lexicon
 from bench.data.manifest import Utterance
+from bench.featurize import masked_mean
+from bench.types import Batch
 
 Level = Literal["utterance", "frame"]
 
@@ -57,14 +60,6 @@ class StackedLinear(nn.Module):
         flat = x.reshape(g, -1, d)
         out = torch.baddbmm(self.bias, flat, self.weight)
         return out.reshape(g, *mid, out.shape[-1])
-
-
-def masked_mean(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-    """Mean over the valid frames of [..., B, T, D] given lengths [B] -> [..., B, D]."""
-    t = x.shape[-2]
-    mask = (torch.arange(t, device=x.device)[None, :] < lens[:, None]).to(x.dtype)  # [B, T]
-    summed = (x * mask[..., None]).sum(-2)
-    return summed / lens.clamp(min=1).to(x.dtype)[:, None]
 
 
 class PooledHeads(nn.Module):
@@ -135,82 +130,6 @@ class ModuleHeads(nn.Module):
         return torch.stack([h(x[g], lens) for g, h in enumerate(self.heads)])
 
 
-class WeightedSum(nn.Module):
-    """s3prl's featurizer: one zero-initialised scalar per layer, softmax, weighted sum.
-
-    With `layer_norm` each layer is normalised (no affine) before summing; the caller
-    supplies the already-normalised layers so the pooled cache can hold their means. The
-    probe bank feeds the sum to one more slice of a stacked head (`bench.probe.HeadGroup`).
-    """
-
-    def __init__(self, num_layers: int):
-        super().__init__()
-        self.weights = nn.Parameter(torch.zeros(num_layers))
-
-    def normalized(self) -> torch.Tensor:
-        return F.softmax(self.weights, dim=0)
-
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        """[L, ...] -> [...]"""
-        w = self.normalized().to(layers.dtype)
-        return torch.tensordot(w, layers, dims=([0], [0]))
-
-
-def _time_warp(seq: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
-    """s3prl's TimeWarp of one utterance [G, n, D]: the frames before a random centre are
-    stretched or squeezed (bicubic) to end at a random point within +-window of it."""
-    n, d = seq.shape[-2:]
-    if n - window <= window:
-        return seq
-    center = int(torch.randint(window, n - window, (1,), generator=generator))
-    warped = int(torch.randint(center - window, center + window, (1,), generator=generator)) + 1
-    img = seq[:, None]
-    left = F.interpolate(img[:, :, :center], (warped, d), mode="bicubic", align_corners=False)
-    right = F.interpolate(img[:, :, center:], (n - warped, d), mode="bicubic", align_corners=False)
-    return torch.cat([left, right], dim=2)[:, 0]
-
-
-def _band_mask(size: int, width: Sequence[int], num: int, batch: int, generator: torch.Generator) -> torch.Tensor:
-    """s3prl's MaskAlongAxis: `num` bands per utterance, widths in [low, high), start positions
-    drawn below `size` minus the widest band of the whole batch. [B, size] bool."""
-    length = torch.randint(int(width[0]), int(width[1]), (batch, num), generator=generator).unsqueeze(2)
-    pos = torch.randint(0, max(1, size - int(length.max())), (batch, num), generator=generator).unsqueeze(2)
-    aran = torch.arange(size)[None, None, :]
-    return ((pos <= aran) & (aran < pos + length)).any(dim=1)
-
-
-def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
-    """s3prl's SpecAug (downstream/specaug.py) on [..., B, T, D], the same draws for every head.
-
-    In s3prl's order and with its random draws in the same sequence (so a generator seeded
-    like torch's global one reproduces s3prl's masks): time warp of each utterance within its
-    length (when apply_time_warp), then num_freq_mask feature bands, then num_time_mask time
-    bands, each band's position drawn over the whole padded batch. Time warping leaves zeros past
-    an utterance's length, as s3prl's re-padded batch has (the heads ignore those frames either
-    way). Warping and masking are linear in
-    the features, so they commute with the weighted sum and sharing draws across heads
-    changes nothing for any single head.
-    """
-    if not cfg.get("enabled", False):
-        return x
-    *lead, b, t, d = x.shape
-    y = x.reshape(-1, b, t, d)
-    n = [int(v) for v in lens]
-    t_max = max(n)
-    if cfg.get("apply_time_warp", False):
-        window = int(cfg["time_warp_window"])
-        y = torch.stack([F.pad(_time_warp(y[:, i, : n[i]], window, generator), (0, 0, 0, t - n[i]))
-                         for i in range(b)], dim=1)
-    if int(cfg["num_freq_mask"]) > 0:
-        freq = _band_mask(d, cfg["freq_mask_width_range"], int(cfg["num_freq_mask"]), b, generator)
-        y = y.masked_fill(freq[:, None, :].to(y.device), 0.0)
-    if int(cfg["num_time_mask"]) > 0:
-        time = F.pad(_band_mask(t_max, cfg["time_mask_width_range"], int(cfg["num_time_mask"]), b, generator),
-                     (0, t - t_max))
-        y = y.masked_fill(time[:, :, None].to(y.device), 0.0)
-    return y.reshape(*lead, b, t, d)
-
-
 def ctc_greedy(logits: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> list[list[int]]:
     """Best path: argmax per frame, merge repeats, drop blanks. logits [B, T, V]."""
     best = logits.argmax(-1).cpu()
@@ -247,28 +166,24 @@ def error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
 # ---------------------------------------------------------------- the task interface
 
 
-@dataclass
-class Batch:
-    """Targets of a batch in the form the task's loss and metric need."""
-
-    y: torch.Tensor  # [B, S] class ids (utterance tasks) or [B, U] padded token ids (CTC)
-    y_lens: torch.Tensor | None = None  # [B] target lengths (CTC)
-    refs: list[str] | None = None  # reference strings (CTC)
-
-    def to(self, device: torch.device) -> "Batch":
-        return Batch(self.y.to(device, non_blocking=True),
-                     None if self.y_lens is None else self.y_lens.to(device, non_blocking=True), self.refs)
-
-
 class Task(ABC):
-    """One downstream task. `space` is what `fit` learnt from the training split."""
+    """One downstream task. `space` is what `fit` learnt from the training split.
+
+    The declarations below are what the harness reads without running anything: the corpus
+    kind and splits it loads, the level (utterance tasks train from the pooled cache, frame
+    tasks from upstream passes), the metric and its direction, the YAML file of its presets,
+    and the CCA properties expected to predict it (the comparator's default mapping; the
+    first one picks the "CCA-recommended" layer).
+    """
 
     name: str
-    corpus_kind: str
+    corpus_kind: str  # a kind of bench.data.corpus.LOADERS
     splits: Splits
     level: Level
     metric: str
     higher_is_better: bool
+    preset_file: Path
+    cca_properties: tuple[str, ...] = ()
 
     @abstractmethod
     def fit(self, train: Sequence[Utterance], cfg: dict[str, Any], root: Path) -> Any:
@@ -306,9 +221,9 @@ class Task(ABC):
         """(class, item) of each utterance for a class-balanced sampler; None = plain shuffling."""
         return None
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "corpus_kind": self.corpus_kind, "splits": self.splits.as_dict(),
-                "level": self.level, "metric": self.metric, "higher_is_better": self.higher_is_better}
+    def presets(self) -> dict[str, dict[str, Any]]:
+        """Preset name -> training values (`superb`: the published recipe; `quick`: CPU scale)."""
+        return load_yaml(self.preset_file)
 
 
 # ---------------------------------------------------------------- utterance classification
@@ -335,11 +250,14 @@ class ClassificationTask(Task):
     level: Level = "utterance"
     metric = "accuracy"
     higher_is_better = True
+    cca_properties = ("word",)  # Pasad et al.: semantic / utterance-level tasks follow CCA-word
 
-    def __init__(self, name: str, corpus_kind: str, splits: Splits, slots: Sequence[str], balanced: bool = False):
+    def __init__(self, name: str, corpus_kind: str, splits: Splits, slots: Sequence[str], balanced: bool = False,
+                 preset_file: Path | None = None):
         self.name, self.corpus_kind, self.splits = name, corpus_kind, splits
         self.slots = tuple(slots)
         self.balanced = balanced
+        self.preset_file = preset_file or CONFIG_DIR / "tasks" / f"{name}.yaml"
 
     def fit(self, train: Sequence[Utterance], cfg=None, root=None) -> SlotSpace:
         classes = []
@@ -442,6 +360,7 @@ class CTCTask(Task):
 
     level: Level = "frame"
     higher_is_better = False
+    cca_properties = ("phone", "word")  # Pasad et al.: PR and ASR follow CCA-phone, then CCA-word
 
     @abstractmethod
     def tokens(self, utt: Utterance, space: Vocab) -> list[str]:

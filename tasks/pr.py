@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.config import ConfigError
+from bench.config import CONFIG_DIR, ConfigError
 from bench.data.arpabet import PHONES39, PHONES71, normalize_phone
 from bench.data.lexicon import read_lexicon
 from tasks.base import CTCTask, FrameLinearHeads, Splits, Vocab
@@ -44,6 +44,7 @@ class PhonemeRecognition(CTCTask):
     corpus_kind = "librispeech"
     splits = Splits("train-clean-100", "dev-clean", "test-clean")
     metric = "per"
+    preset_file = CONFIG_DIR / "tasks" / "pr.yaml"
 
     def fit(self, train, cfg, root) -> Vocab:
         targets = cfg["targets"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import tasks
 from bench.results import config_hash, result_path, write_result
 
-METRICS = {"pr": ("per", False), "asr": ("wer", False), "ic": ("accuracy", True), "slurp_scenario": ("accuracy", True),
-           "slurp_action": ("accuracy", True), "ks": ("accuracy", True)}
+METRICS = {name: (tasks.get(name).metric, tasks.get(name).higher_is_better) for name in tasks.names()}
 
 
 def probe_result(
@@ -124,7 +124,7 @@ def realistic_suite() -> list[dict[str, Any]]:
 # task peaks at a known depth (PR/ASR at 40 %, the utterance tasks at 70 %), CCA-phone peaks with
 # PR, CCA-word with the utterance tasks, CCA-mel falls with depth. Used to check that reports
 # stay readable at the demo's and a full zoo's size; the numbers are synthetic, never results.
-TASKS = ("pr", "asr", "ic", "slurp_scenario", "slurp_action", "ks")
+TASKS = tuple(tasks.names())
 _PEAK = {"pr": 0.4, "asr": 0.4, "ic": 0.7, "slurp_scenario": 0.7, "slurp_action": 0.7, "ks": 0.6}
 _CCA_PEAK = {"phone": 0.4, "word": 0.7}
 

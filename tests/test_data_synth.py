@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.data import corpus_info, detect_kinds, fsc_label_maps, open_corpus
+from bench.data import KINDS, corpus_info, detect_kinds, fsc_label_maps, open_corpus
 from bench.data.arpabet import PHONES39, normalize_phone
 from bench.data.speech_commands import CLASSES
 
@@ -13,7 +13,7 @@ EPS = 1e-6
 
 
 def test_all_four_layouts_detected(synth_root):
-    assert set(detect_kinds(synth_root)) == {"librispeech", "speech_commands", "fsc", "slurp"}
+    assert list(detect_kinds(synth_root)) == list(KINDS)  # every registered corpus kind
 
 
 def test_librispeech_alignments_are_complete_and_nested(synth_root):
@@ -66,7 +66,7 @@ def test_fsc_train_label_maps_cover_every_split(synth_root):
             assert not unseen, f"{name} utterance {u.id} has labels missing from train: {unseen}"
 
 
-@pytest.mark.parametrize("kind", ["librispeech", "speech_commands", "fsc", "slurp"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_each_corpus_folder_opens_on_its_own(synth_root, kind):
     folder = detect_kinds(synth_root)[kind]
     c = open_corpus(folder)

@@ -17,7 +17,8 @@ import torch
 
 from bench.config import ConfigError
 from bench.data.manifest import Corpus, Segment, Utterance
-from bench.layerwise_cca import expand_properties, plan_cca, run_cca
+from bench.cca_properties import expand as expand_properties
+from bench.layerwise_cca import plan_cca, run_cca
 from bench.types import SAMPLE_RATE, LayerSpec, UpstreamOutput
 
 PHONE_HZ = {"AA1": 300.0, "IY1": 700.0, "S": 1500.0, "M": 2300.0, "F": 3100.0, "UW0": 3900.0}

@@ -258,7 +258,7 @@ def test_kept_eval_features_change_nothing_but_forwards(tmp_path):
 
 
 def test_weighted_sum_slice_is_its_own_adam_with_the_layer_weights():
-    from tasks.base import WeightedSum
+    from bench.featurize import WeightedSum
 
     torch.manual_seed(0)
     stacked = PooledHeads(2, 4, 6, 3, torch.Generator().manual_seed(2))  # slice 1 = weighted-sum head
@@ -296,7 +296,7 @@ def test_layer_norm_option_pooled_matches_frames(tmp_path):
     """The cached mean of layer-normed frames is what the frame path would sum."""
     import torch.nn.functional as F
 
-    from tasks.base import masked_mean
+    from bench.featurize import masked_mean
 
     corpus = class_corpus(tmp_path / "c", classes=2, per_class={"train": 2})
     utts = corpus.split("train")

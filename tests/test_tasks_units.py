@@ -10,8 +10,8 @@ import torch
 import tasks
 from bench.config import CONFIG_DIR, load_yaml
 from bench.data.manifest import Segment, Utterance
-from tasks.base import (BiLSTMHead, ModuleHeads, PooledHeads, WeightedSum, ctc_greedy, ctc_losses, error_rate,
-                        masked_mean, spec_augment)
+from bench.featurize import WeightedSum, masked_mean, spec_augment
+from tasks.base import BiLSTMHead, ModuleHeads, PooledHeads, ctc_greedy, ctc_losses, error_rate
 
 
 def _utt(**kw) -> Utterance:

@@ -87,10 +87,10 @@ def test_custom_upstream_errors(user_module):
     [
         ("hubret:facebook/x", r"spec 'hubret:facebook/x': unknown upstream family 'hubret'.*known: fbank, hf, mfcc, py, "
                               r"randinit, s3prl, torchaudio\..*"),
-        ("fbnak", r"unknown upstream family 'fbnak'.*Did you mean 'fbank'"),
+        ("fbnak", r"unknown upstream family 'fbnak'.*did you mean 'fbank'"),
         ("randinit:hubert-bsae", r"spec 'randinit:hubert-bsae': unknown randinit preset 'hubert-bsae'.*hubert-large.*"
-                                 r"Did you mean 'hubert-base'"),
-        ("torchaudio:HUBERT_BASS", r"spec 'torchaudio:HUBERT_BASS': unknown torchaudio pipeline.*Did you mean 'HUBERT_BASE'"),
+                                 r"did you mean 'hubert-base'"),
+        ("torchaudio:HUBERT_BASS", r"spec 'torchaudio:HUBERT_BASS': unknown torchaudio pipeline.*did you mean 'HUBERT_BASE'"),
         ("hf:/definitely/not/here", r"spec 'hf:/definitely/not/here': local model folder '/definitely/not/here' does not exist"),
         ("randinit:/not/here/config.json", r"spec 'randinit:/not/here/config.json': config file .* does not exist"),
         ("", r"empty"),

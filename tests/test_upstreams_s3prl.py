@@ -65,5 +65,5 @@ def test_layers_agree_with_hf(pair):
 def test_missing_checkpoint_names_spec(tmp_path):
     with pytest.raises(ValueError, match=r"s3prl:hubert_local.*does not exist"):
         upstreams.load("s3prl:hubert_local", ckpt=str(tmp_path / "nope.pt"))
-    with pytest.raises(ValueError, match=r"unknown s3prl upstream 'hubret_local'.*Did you mean 'hubert_local'"):
+    with pytest.raises(ValueError, match=r"unknown s3prl upstream 'hubret_local'.*did you mean 'hubert_local'"):
         upstreams.load("s3prl:hubret_local")

@@ -8,7 +8,6 @@ lengths) lives here once.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench.config import suggest
 from bench.types import LayerSpec, UpstreamOutput
 
 
@@ -47,16 +47,10 @@ class UpstreamBase(nn.Module):
         return f"{type(self).__name__}(spec={self.spec!r}, layers={len(self.layers)}, params={self.num_params})"
 
 
-def suggest(name: str, choices: Iterable[str]) -> str:
-    """' Did you mean X?' for the nearest choice (difflib), or '' when nothing is close."""
-    near = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    return f" Did you mean {near[0]!r}?" if near else ""
-
-
 def unresolved(spec: str, what: str, name: str, choices: Sequence[str]) -> ValueError:
     """The one error shape for specs that do not resolve: names the spec, lists, suggests."""
     listing = ", ".join(sorted(choices))
-    return ValueError(f"upstream spec {spec!r}: unknown {what} {name!r}; known: {listing}.{suggest(name, choices)}")
+    return ValueError(f"upstream spec {spec!r}: unknown {what} {name!r}; known: {listing}{suggest(name, choices)}.")
 
 
 def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

@@ -10,12 +10,12 @@ frozen like every other upstream, reports `num_params` and `revision` (the class
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from pathlib import Path
 
 import torch
 
+from bench.plugins import import_object
 from bench.types import LayerSpec, UpstreamOutput
 from upstreams.base import UpstreamBase, file_checksum
 
@@ -55,16 +55,8 @@ class CustomUpstream(UpstreamBase):
 
 
 def load_custom(name: str, *, spec: str, **kwargs) -> CustomUpstream:
-    module_name, _, class_name = name.rpartition(":")
-    if not module_name or not class_name:
-        raise ValueError(f"upstream spec {spec!r}: write py:package.module:ClassName")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"upstream spec {spec!r}: cannot import module {module_name!r} ({e})") from e
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ValueError(f"upstream spec {spec!r}: module {module_name!r} has no {class_name!r}")
+    cls = import_object(name, f"upstream spec {spec!r}")
+    class_name = name.rpartition(":")[2]
     inner = cls(**kwargs)
     if not isinstance(inner, torch.nn.Module):
         raise ValueError(f"upstream spec {spec!r}: {class_name} must be a torch.nn.Module, got {type(inner).__name__}")

@@ -9,6 +9,8 @@ ORDER = 40
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from bench.cca_properties import valid_names
+
     p = sub.add_parser(
         "cca",
         help="layer-wise CCA (mel / phone / word / word vectors) and cluster MI of one upstream",
@@ -24,8 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--upstream", required=True, help="upstream spec, e.g. fbank, randinit:hubert-tiny, hf:DIR")
     p.add_argument("--corpus", required=True, help="LibriSpeech-style corpus folder with alignments (or its parent)")
     p.add_argument("--property", default="mel,phone,word",
-                   help="comma-separated: mel, phone, word, mi, mi_phone, mi_word, glove:<name-or-path> "
-                        "(default: mel,phone,word)")
+                   help=f"comma-separated: {valid_names()} (default: mel,phone,word)")
     p.add_argument("--out", default="runs", help="results folder (default: runs); files go to <out>/cca/")
     p.add_argument("--preset", default="default", help="config preset of configs/cca.yaml: default or quick")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -42,9 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import upstreams
     from bench.config import parse_overrides
-    from bench.layerwise_cca import expand_properties, run_cca
+    from bench.cca_properties import expand
+    from bench.layerwise_cca import run_cca
 
-    props = expand_properties(args.property)
+    props = expand(args.property)
     overrides = parse_overrides(args.overrides)
     spec = upstreams.canonical(args.upstream, cnn_layers=True) if args.cnn_layers else args.upstream
     outcomes = run_cca(spec, args.corpus, props, preset=args.preset, overrides=overrides or None,

@@ -55,12 +55,14 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
+    from bench.data.corpus import KINDS
+
     p = subparsers.add_parser("corpus", help="inspect corpora on disk")
     sub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
     info = sub.add_parser("info", help="detect the corpus kind(s) under PATH and summarise splits, labels, alignments")
     info.add_argument("path", metavar="PATH", help="a corpus folder, or a folder holding several (the synthetic root)")
     info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    info.add_argument("--kind", choices=["librispeech", "speech_commands", "fsc", "slurp"],
+    info.add_argument("--kind", choices=KINDS,
                       help="only this corpus kind")
     info.add_argument("--alignments", metavar="DIR", help="LibriSpeech TextGrid folder (default: librispeech_alignments/ beside it)")
     info.add_argument("--skip-bad", action="store_true", help="skip bad examples (listed under problems) instead of failing")

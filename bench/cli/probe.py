@@ -27,7 +27,7 @@ def add_unit_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     import tasks
 
     p.add_argument("--upstream", required=True, help="upstream spec, e.g. fbank, randinit:hubert-tiny, hf:DIR")
-    p.add_argument("--task", required=True, help=f"one of: {', '.join(tasks.names())}")
+    p.add_argument("--task", required=True, help=f"one of: {', '.join(tasks.names())}, or py:package.module:TaskClass")
     p.add_argument("--corpus", required=True, help="corpus folder (or the synthetic root holding all four)")
     p.add_argument("--preset", default="quick", help="quick (synthetic corpus, CPU) or superb (published recipe)")
     p.add_argument("--layers", default="all",

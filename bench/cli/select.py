@@ -8,6 +8,8 @@ ORDER = 55
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    import tasks
+
     p = sub.add_parser(
         "select",
         help="pick a layer cheaply: CCA, then probe only the CCA top-K layers",
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--upstream", required=True, help="upstream spec (e.g. fbank, hf:facebook/hubert-base-ls960)")
-    p.add_argument("--task", required=True, help="pr, asr, ic, slurp_scenario, slurp_action or ks")
+    p.add_argument("--task", required=True, help=f"one of: {', '.join(tasks.names())}, or py:package.module:TaskClass")
     p.add_argument("--corpus", required=True, help="corpus folder (or the synthetic corpus root)")
     p.add_argument("--top-k", type=int, default=3, help="how many CCA-ranked layers to probe (default 3)")
     p.add_argument("--preset", default="quick", help="probe preset (quick or superb)")

@@ -1,7 +1,9 @@
 """Finding corpora on disk and opening them: kind detection, options, bad-example policy.
 
-Each loader module (librispeech, speech_commands, fsc, slurp) provides `find(root)` (the
-corpus folder under `root`, or None) and `load(folder, bad, **options)` (split -> utterances).
+`LOADERS` is the one registry of corpus kinds. Each loader module provides `FOLDER` (the
+corpus folder's standard name), `find(root)` (the corpus folder under `root`, or None) and
+`load(folder, bad, **options)` (split -> utterances). Tasks name the kind they read; the
+runner, `layerbench corpus info --kind` and the synthetic corpus take the kinds from here.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from bench.data.manifest import Corpus
 
 log = logging.getLogger("bench.data")
 
-KINDS: tuple[str, ...] = ("librispeech", "speech_commands", "fsc", "slurp")
-_MODULES = {"librispeech": "bench.data.librispeech", "speech_commands": "bench.data.speech_commands",
-            "fsc": "bench.data.fsc", "slurp": "bench.data.slurp"}
+# kind -> loader module; this order is the order of detection and of every listing.
+LOADERS: dict[str, str] = {
+    "librispeech": "bench.data.librispeech",
+    "speech_commands": "bench.data.speech_commands",
+    "fsc": "bench.data.fsc",
+    "slurp": "bench.data.slurp",
+}
+KINDS: tuple[str, ...] = tuple(LOADERS)
 
 
 class BadExamples:
@@ -93,7 +100,7 @@ def detect_kinds(root: str | Path) -> dict[str, Path]:
         raise FileNotFoundError(f"corpus path not found or not a folder: {root}")
     found = {}
     for kind in KINDS:
-        folder = importlib.import_module(_MODULES[kind]).find(root)
+        folder = importlib.import_module(LOADERS[kind]).find(root)
         if folder is not None:
             found[kind] = folder
     return found
@@ -111,8 +118,8 @@ def open_corpus(root: str | Path, kind: str | None = None, *, skip_bad: bool = F
     found = detect_kinds(root)
     if kind is None:
         if not found:
-            raise FileNotFoundError(f"no corpus found under {root}: expected one of LibriSpeech/, "
-                                    "speech_commands_v0.01/, fluent_speech_commands_dataset/, slurp/ "
+            folders = ", ".join(f"{importlib.import_module(m).FOLDER}/" for m in LOADERS.values())
+            raise FileNotFoundError(f"no corpus found under {root}: expected one of {folders} "
                                     "(or the corpus folder itself)")
         if len(found) > 1:
             listing = ", ".join(f"{k} ({p})" for k, p in found.items())
@@ -121,7 +128,7 @@ def open_corpus(root: str | Path, kind: str | None = None, *, skip_bad: bool = F
     elif kind not in found:
         raise FileNotFoundError(f"no {kind} corpus found under {root}"
                                 + (f" (found: {', '.join(found)})" if found else ""))
-    module = importlib.import_module(_MODULES[kind])
+    module = importlib.import_module(LOADERS[kind])
     allowed = [p for p in inspect.signature(module.load).parameters if p not in ("folder", "bad")]
     unknown = sorted(set(options) - set(allowed))
     if unknown:

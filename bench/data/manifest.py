@@ -45,7 +45,7 @@ class Utterance:
 class Corpus:
     """A loaded corpus: its kind, root, and utterances per split (split names as published)."""
 
-    kind: str  # "librispeech" | "speech_commands" | "fsc" | "slurp"
+    kind: str  # a kind of bench.data.corpus.LOADERS
     root: Path
     splits: dict[str, list[Utterance]]
     problems: list[str] = field(default_factory=list)  # skipped examples, when the user asked to skip

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data.corpus import KINDS
 from bench.synth.espeak import ESPEAK_RATE, Voice
 from bench.types import SAMPLE_RATE
 
@@ -92,7 +93,7 @@ class Job:
     Speech Commands; otherwise the worker draws the text (and labels) from `kind`.
     """
 
-    kind: str  # "libri" | "sc" | "fsc" | "slurp"
+    kind: str  # the corpus kind it belongs to (bench.data.corpus.KINDS)
     key: str
     outputs: tuple[str, ...]
     voices: tuple[Voice, ...]
@@ -133,7 +134,7 @@ def plan(size: Size, seed: int) -> dict[str, list[Job]]:
     from bench.synth.text import FSC_INTENTS, SC_KEYWORDS, SC_OTHER_WORDS, SLURP_TEMPLATES
 
     taken: set[Voice] = set()
-    jobs: dict[str, list[Job]] = {"libri": [], "sc": [], "fsc": [], "slurp": []}
+    jobs: dict[str, list[Job]] = {kind: [] for kind in KINDS}
 
     rng = _rng(seed, "librispeech")
     n_spk = sum(s for s, _ in size.libri.values())
@@ -149,7 +150,7 @@ def plan(size: Size, seed: int) -> dict[str, list[Job]]:
             ch = chapters[2 * (k + s) + (per_spk % 2)]
             uid = f"{spk}-{ch}-{per_spk // 2:04d}"
             rel = f"{split}/{spk}/{ch}"
-            jobs["libri"].append(Job("libri", uid, (f"LibriSpeech/{rel}/{uid}.flac",), (voices[s],),
+            jobs["librispeech"].append(Job("librispeech", uid, (f"LibriSpeech/{rel}/{uid}.flac",), (voices[s],),
                                      textgrid=f"librispeech_alignments/{rel}/{uid}.TextGrid"))
         k += n_speakers
 
@@ -169,19 +170,19 @@ def plan(size: Size, seed: int) -> dict[str, list[Job]]:
             for w in words:
                 for n in range(size.sc_reps):
                     rel = f"speech_commands_v0.01/{w}/{h}_nohash_{n}.wav"
-                    jobs["sc"].append(Job("sc", rel, (rel,), (v,), words=(w,)))
+                    jobs["speech_commands"].append(Job("speech_commands", rel, (rel,), (v,), words=(w,)))
     test_hex = [f"{int(x):08x}" for x in rng.choice(2**32, size=size.sc_test_speakers, replace=False)]
     test_voices = _pool_voices(rng, size.sc_test_speakers, taken)
     for h, v in zip(test_hex, test_voices):
         for w in SC_KEYWORDS:
             for n in range(size.sc_reps):
                 rel = f"speech_commands_test_set_v0.01/{w}/{h}_nohash_{n}.wav"
-                jobs["sc"].append(Job("sc", rel, (rel,), (v,), words=(w,)))
+                jobs["speech_commands"].append(Job("speech_commands", rel, (rel,), (v,), words=(w,)))
     for i in range(size.sc_test_unknown):
         h, v = test_hex[i % len(test_hex)], test_voices[i % len(test_voices)]
         w = SC_OTHER_WORDS[int(rng.integers(len(SC_OTHER_WORDS)))]
         rel = f"speech_commands_test_set_v0.01/_unknown_/{h}_nohash_{i}.wav"
-        jobs["sc"].append(Job("sc", rel, (rel,), (v,), words=(w,)))
+        jobs["speech_commands"].append(Job("speech_commands", rel, (rel,), (v,), words=(w,)))
 
     # FSC: every split cycles through all 31 intents (the real train set holds every label)
     rng = _rng(seed, "fsc")
@@ -234,9 +235,9 @@ def _text_for(job: Job, rng: np.random.Generator) -> tuple[list[str], str, dict[
     """(spoken words, transcript as the corpus writes it, labels)."""
     from bench.synth import text as T
 
-    if job.kind == "sc":
+    if job.kind == "speech_commands":
         return list(job.words), job.words[0], {}
-    if job.kind == "libri":
+    if job.kind == "librispeech":
         words = T.read_sentence(rng)
         return words, " ".join(words).upper(), {}
     if job.kind == "fsc":
@@ -332,7 +333,7 @@ def run_item(args: tuple[str, int, list[Job]], tick=lambda: None) -> list[Done]:
                     audio, word_segs, phones = _render(engine, resample, words, v, zlib.crc32(f"{job.key}/{k}/{attempt}".encode()))
                     # recording level varies by take; peak-normalised, so nothing clips
                     audio = audio * np.float32(rng.uniform(0.3, 0.9) / max(float(np.abs(audio).max()), 1e-4))
-                    if job.kind == "sc":
+                    if job.kind == "speech_commands":
                         audio = _fit_one_second(audio, word_segs[0].start, word_segs[-1].end, rng)
                     rendered.append((audio, word_segs, phones))
             except (AlignmentError, UnknownPhoneme) as e:
@@ -664,18 +665,21 @@ def _generate(root: Path, size: str | Size, seed: int, workers: int | None, prog
         for results in _run_items(stage, seed, items, workers, tick):
             for d in results:
                 done[d.key] = d
-    _write_libri(stage, jobs["libri"], done)
-    write_synthetic_lexicon(stage)
-    _write_speech_commands(stage, spec, seed)
-    _write_fsc(stage, jobs["fsc"], done)
-    _write_slurp(stage, jobs["slurp"], done)
+    writers = {"librispeech": lambda: (_write_libri(stage, jobs["librispeech"], done), write_synthetic_lexicon(stage)),
+               "speech_commands": lambda: _write_speech_commands(stage, spec, seed),
+               "fsc": lambda: _write_fsc(stage, jobs["fsc"], done),
+               "slurp": lambda: _write_slurp(stage, jobs["slurp"], done)}
+    for kind in KINDS:  # every registered corpus kind, so every task has its corpus
+        if kind not in writers:
+            raise NotImplementedError(f"the synthetic corpus has no writer for corpus kind {kind!r}")
+        writers[kind]()
     for d in OWNED:
         if (stage / d).exists():
             (stage / d).rename(root / d)
     stage.rmdir()
     seconds = sum(sum(d.durations) for d in done.values()) + spec.sc_test_silence * SC_SECONDS
     counts = {kind: sum(len(j.outputs) for j in js) for kind, js in jobs.items()}
-    counts["sc"] += spec.sc_test_silence
+    counts["speech_commands"] += spec.sc_test_silence
     info = SynthInfo(seed=seed, size=size, generator_version=GENERATOR_VERSION, utterances=counts,
                      hours=round(seconds / 3600, 4), versions=_versions())
     tmp = root / (INFO_FILE + ".tmp")
