@@ -1,7 +1,7 @@
 """Projection-weighted CCA (PWCCA) from sufficient statistics.
 
 The protocol is the paper's reference code (layerwise-analysis), re-implemented
-(DESIGN.md, "CCA and MI"):
+(docs/design.md, "CCA and MI"):
 
 * fit on (x: n x d1, y: n x d2): covariance with ddof 1; ``Sxx /= max|Sxx|``,
   ``Syy /= max|Syy|``, ``Sxy /= sqrt(xmax * ymax)``; drop dimensions whose rescaled

@@ -53,7 +53,7 @@ class Batch:
 
 @runtime_checkable
 class Upstream(Protocol):
-    """A frozen speech model exposing all its layers (contract in DESIGN.md)."""
+    """A frozen speech model exposing all its layers (contract in docs/design.md)."""
 
     spec: str
     layers: list[LayerSpec]

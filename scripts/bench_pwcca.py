@@ -10,7 +10,7 @@ Both run in this process on the same data (frame-level: n frames, an 80-dim mel-
 against a 768-dim layer-like view), the same 10 parts, 3 disjoint pairs and 9-epsilon
 grid; the script asserts that they give the same scores and prints the time ratio.
 
-    python scripts/bench_pwcca.py            # n = 180000, the DESIGN.md reference size
+    python scripts/bench_pwcca.py            # n = 180000, the reference size of docs/design.md
     python scripts/bench_pwcca.py --n 20000  # quicker
 """
 

@@ -15,7 +15,7 @@ import pytest
 
 from bench.cca import pwcca_crossval, pwcca_fit
 
-# A copy of shared/reference/pwcca_reference.{json,npz}, committed so the tests never skip.
+# Reference numbers for the PWCCA protocol (pwcca_reference.{json,npz}), committed so the tests never skip.
 REF_DIR = Path(__file__).parent / "data"
 REF = json.loads((REF_DIR / "pwcca_reference.json").read_text())
 ARR = np.load(REF_DIR / "pwcca_reference.npz")

@@ -24,7 +24,7 @@ from bench.cca import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-REF_NPZ = ROOT / "tests" / "data" / "pwcca_reference.npz"  # committed copy of shared/reference
+REF_NPZ = ROOT / "tests" / "data" / "pwcca_reference.npz"  # the reference numbers, committed
 
 
 def _load_bench_script():

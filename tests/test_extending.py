@@ -1,7 +1,7 @@
 """Extending LayerBench without touching the package: a task and a CCA property of your own via `py:`.
 
-Each test writes a module into a temporary folder (as a newcomer would), puts only that
-folder on PYTHONPATH, and runs the installed `layerbench` command on the tiny corpus (later
+Each test writes the README's "Extending LayerBench" modules into a temporary folder (as a
+newcomer would), puts only that folder on PYTHONPATH, and runs the installed `layerbench` command on the tiny corpus (later
 calls of the same test go through the same entry point in-process, to save start-up time).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -23,19 +24,12 @@ from bench.config import ConfigError
 from test_probe_fakes import one_thread  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 
 TOY_TASKS = '''
-"""My tasks: which object an FSC command is about, and IC redeclared (to check the numbers)."""
-from pathlib import Path
-
+"""IC redeclared (to check the numbers) and two tasks that break the contract."""
 import tasks
 from tasks.base import ClassificationTask, Splits
-
-
-class FscObject(ClassificationTask):
-    def __init__(self):
-        super().__init__("fsc_object", "fsc", Splits("train", "valid", "test"), slots=("object",),
-                         preset_file=Path(__file__).with_name("fsc_object.yaml"))
 
 
 class MyIC(ClassificationTask):
@@ -53,60 +47,10 @@ class WrongKind(ClassificationTask):
         super().__init__("wrong", "timit", Splits("a", "b", "c"), slots=("x",))
 '''
 
-TOY_PRESETS = '''
-quick:
-  steps: 30
-  lr: 1.0e-2
-  batch_size: 16
-  accumulate: 1
-  eval_every: 10
-  clip: 1.0
-  head: {hidden: 32}
-  weighted_sum: {enabled: true, layer_norm: false}
-  extract: {max_seconds: 80.0, max_size: 32, bf16: false}
-  cache_dir: null
-'''
-
-TOY_PROPERTY = '''
-"""My CCA property: each layer's frame rate, measured from the frames the one pass gives."""
-from bench.cca_properties import Property, sample_utterances
-
-
-class Lengths:
-    """A gatherer: valid frames per layer of the sampled utterances."""
-
-    def __init__(self, keys, n_layers):
-        self.wanted, self.frames, self.seconds = set(keys), [0] * n_layers, 0.0
-
-    @property
-    def keys(self):
-        return self.wanted
-
-    def add(self, key, utt, wave, hidden, lengths):
-        if key in self.wanted:
-            self.frames = [f + int(n) for f, n in zip(self.frames, lengths)]
-            self.seconds += utt.duration
-
-
-class FrameRate(Property):
-    sections = ("frame_rate",)
-    labels = False
-    defaults = {"frame_rate": {"num_utterances": 6}}
-
-    def gatherer(self, samples):
-        n = int(samples.cfg["frame_rate"]["num_utterances"])
-        return samples.gatherer("frame_rate", lambda: Lengths(
-            sample_utterances(samples.eval_utts, n, [samples.seed, 7]), len(samples.layers)))
-
-    def prepare(self, samples):
-        return self.gatherer(samples).keys
-
-    def score(self, name, samples, progress, device):
-        g = self.gatherer(samples)
-        per_layer = [{"layer": s.index, "name": s.name, "stride": s.stride, "score": f / g.seconds}
-                     for s, f in zip(samples.layers, g.frames)]
-        return per_layer, {"seconds": g.seconds}
-'''
+def readme_files() -> dict[str, str]:
+    """The README's "Extending LayerBench" examples: code blocks whose first line names a file."""
+    blocks = re.findall(r"```(?:python|yaml)\n# (my_\w+\.(?:py|yaml))\b[^\n]*\n(.*?)```", README.read_text(), re.S)
+    return {name: body for name, body in blocks}
 
 
 def _write(folder: Path, name: str, text: str) -> None:
@@ -124,8 +68,10 @@ def plugins(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "mine"
     folder.mkdir()
     _write(folder, "toy_tasks.py", TOY_TASKS)
-    _write(folder, "fsc_object.yaml", TOY_PRESETS)
-    _write(folder, "toy_props.py", TOY_PROPERTY)
+    files = readme_files()
+    assert {"my_tasks.py", "my_tasks.yaml", "my_cca.py"} <= set(files)
+    for name, body in files.items():
+        (folder / name).write_text(body)
     monkeypatch.syspath_prepend(str(folder))
     return folder
 
@@ -141,12 +87,12 @@ def _package_state() -> str:
 def test_a_task_of_my_own_runs_end_to_end_with_layerbench_probe(plugins, synth_root, tmp_path, capsys):
     before = _package_state()
     out = tmp_path / "runs"
-    ref = "py:toy_tasks:FscObject"
+    ref = "py:my_tasks:FscObject"
     args = ["probe", "--upstream", "fbank:no_cmvn", "--task", ref, "--corpus", str(synth_root), "--out", str(out),
             "--no-progress"]
     run = _layerbench(args, plugins)
     assert run.returncode == 0, run.stderr
-    path = out / "probe" / "fbank_no_cmvn__py_toy_tasks_FscObject.json"
+    path = out / "probe" / "fbank_no_cmvn__py_my_tasks_FscObject.json"
     assert f"result in {path}" in run.stdout and "<- best" in run.stdout
     res = json.loads(path.read_text())
     assert res["task"] == "fsc_object" and res["config"]["task"] == ref
@@ -192,12 +138,12 @@ def test_user_task_contract_errors_name_what_is_wrong(plugins):
 def test_a_cca_property_of_my_own_shares_the_pass_and_scores_every_layer(plugins, synth_root, tmp_path, capsys):
     before = _package_state()
     out = tmp_path / "runs"
-    ref = "py:toy_props:FrameRate"
+    ref = "py:my_cca:FrameRate"
     args = ["cca", "--upstream", "randinit:hubert-tiny", "--corpus", str(synth_root), "--out", str(out),
             "--property", f"{ref},word", "--preset", "quick", "--no-progress"]
     run = _layerbench(args, plugins)
     assert run.returncode == 0, run.stderr
-    res = json.loads((out / "cca" / "randinit_hubert-tiny__py_toy_props_FrameRate.json").read_text())
+    res = json.loads((out / "cca" / "randinit_hubert-tiny__py_my_cca_FrameRate.json").read_text())
     assert res["property"] == ref and res["corpus"]["n_utterances"] == 6
     assert res["config"]["frame_rate"] == {"num_utterances": 6} and "shuffle_labels" not in res["config"]
     # Known answer: frames per second of audio is each layer's frame rate (20 ms: 50/s, less the conv edge).
@@ -209,7 +155,7 @@ def test_a_cca_property_of_my_own_shares_the_pass_and_scores_every_layer(plugins
     # Its own config section is overridable and hashed: a new value is a new unit, a typo an error.
     assert cli_main(args + ["--set", "frame_rate.num_utterances=3"]) == 0
     assert "1 already done" in capsys.readouterr().out
-    res3 = json.loads((out / "cca" / "randinit_hubert-tiny__py_toy_props_FrameRate.json").read_text())
+    res3 = json.loads((out / "cca" / "randinit_hubert-tiny__py_my_cca_FrameRate.json").read_text())
     assert res3["corpus"]["n_utterances"] == 3 and res3["config_hash"] != res["config_hash"]
     assert cli_main(args + ["--set", "frame_rate.num_utts=3"]) == 2
     assert "unknown key 'num_utts'" in capsys.readouterr().err
