@@ -326,6 +326,16 @@ class HFUpstream(UpstreamBase):
         return UpstreamOutput(hidden=hidden, lengths=lengths)
 
 
+# Models made by this project and shipped in the package (`layerbench pretrain`): the spec
+# `hf:layerbench/<name>` loads the folder upstreams/pretrained/layerbench/<name>/, never the hub.
+SHIPPED_DIR = Path(__file__).parent / "pretrained"
+
+
+def shipped_models() -> dict[str, Path]:
+    """'<org>/<name>' -> folder, for every shipped save_pretrained folder."""
+    return {f"{p.parent.parent.name}/{p.parent.name}": p.parent for p in sorted(SHIPPED_DIR.glob("*/*/config.json"))}
+
+
 def _is_local(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or Path(name).exists()
 
@@ -340,13 +350,18 @@ def load_hf(
     revision: str | None = None,
     ctc_logits: bool = False,
 ) -> HFUpstream:
-    """Load `name` (hub id or local dir) with AutoConfig/AutoModel/AutoFeatureExtractor; a CTC
-    fine-tuned checkpoint with AutoModelForCTC, keeping its encoder (and head, when asked)."""
+    """Load `name` (hub id, local dir, or a shipped `layerbench/<name>`) with AutoConfig/AutoModel/
+    AutoFeatureExtractor; a CTC fine-tuned checkpoint with AutoModelForCTC, keeping its encoder
+    (and head, when asked). Weights load in fp32 whatever the stored dtype (the shipped
+    checkpoints are fp16); bf16 is extract's opt-in."""
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForCTC
 
     if not name:
         raise ValueError(f"upstream spec {spec!r}: give a hub id or a local folder after 'hf:'")
-    local = _is_local(name)
+    shipped = shipped_models().get(name)
+    local = shipped is not None or _is_local(name)
+    if shipped is not None:
+        name = str(shipped)
     if local:
         path = Path(name).expanduser()
         if not path.is_dir():
@@ -365,11 +380,11 @@ def load_hf(
                              f"fine-tuned checkpoint (architectures: {getattr(config, 'architectures', None)})")
         ctc_head = None
         if is_ctc:
-            ctc = AutoModelForCTC.from_pretrained(src, config=config, **kw)
+            ctc = AutoModelForCTC.from_pretrained(src, config=config, dtype=torch.float32, **kw)
             model = getattr(ctc, ctc.base_model_prefix)
             ctc_head = ctc.lm_head if ctc_logits else None
         else:
-            model = AutoModel.from_pretrained(src, config=config, **kw)
+            model = AutoModel.from_pretrained(src, config=config, dtype=torch.float32, **kw)
     except OSError as e:
         raise ValueError(f"upstream spec {spec!r}: could not load {src!r} from the hub or disk: {e}") from e
     try:

@@ -36,6 +36,17 @@ _TINY = dict(
     num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
 )
 _TINY_LARGE = dict(_TINY, feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)
+# The demo's pre-trained architecture (`layerbench pretrain --arch hubert-small`): 3.4 M
+# parameters (6.8 MB in fp16, so a few checkpoints ship in the package), pre-LN with a
+# layer-norm conv encoder, no dropout (an hour of CPU training).
+_SMALL = dict(
+    hidden_size=192, num_hidden_layers=6, num_attention_heads=4, intermediate_size=768,
+    conv_dim=(64, 64, 128, 128, 256, 256, 256), conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
+    num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=16,
+    hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
+    final_dropout=0.0, layerdrop=0.0,
+)
 
 # preset -> (HF model_type, config overrides on top of that type's defaults, description)
 PRESETS: dict[str, tuple[str, dict, str]] = {
@@ -54,6 +65,7 @@ PRESETS: dict[str, tuple[str, dict, str]] = {
     "wav2vec2-tiny": ("wav2vec2", _TINY, "tiny wav2vec 2.0 (group-norm conv, post-LN), 3 x 64"),
     "wav2vec2-large-tiny": ("wav2vec2", _TINY_LARGE, "tiny wav2vec 2.0 Large architecture (pre-LN), 3 x 64"),
     "hubert-tiny": ("hubert", _TINY, "tiny HuBERT, 3 x 64"),
+    "hubert-small": ("hubert", _SMALL, "small HuBERT (pre-LN), 6 x 192: the demo's pre-trained architecture"),
     "hubert-large-tiny": ("hubert", _TINY_LARGE, "tiny HuBERT Large architecture (pre-LN), 3 x 64"),
     "wavlm-tiny": ("wavlm", dict(_TINY, num_buckets=64, max_bucket_distance=200), "tiny WavLM, 3 x 64"),
     "data2vec-audio-tiny": (

@@ -32,7 +32,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     w = max(map(len, pre))
     for name, desc in pre.items():
         print(f"  {name.ljust(w)}  {desc}")
-    print(f"{len(fams)} families, {len(pre)} randinit presets")
+    from upstreams.hf import shipped_models
+
+    shipped = shipped_models()
+    print("models shipped with LayerBench (hf:<name>, made with `layerbench pretrain`):")
+    for name, folder in shipped.items():
+        print(f"  {name}  ({folder})")
+    print(f"{len(fams)} families, {len(pre)} randinit presets, {len(shipped)} shipped models")
     return 0
 
 
