@@ -224,6 +224,7 @@ class HeadGroup:
     best_step: list[int | None] = field(default_factory=list)
     best_state: list[Any] = field(default_factory=list)
     test: list[float | None] = field(default_factory=list)
+    test_extra: list[dict[str, float]] = field(default_factory=list)  # the task's secondary test metrics
 
     def __post_init__(self):
         g = len(self.names) * self.copies
@@ -234,6 +235,7 @@ class HeadGroup:
         self.best_step = [None] * g
         self.best_state = [None] * g
         self.test = [None] * g
+        self.test_extra = [{} for _ in range(g)]
 
     @property
     def size(self) -> int:
@@ -535,6 +537,13 @@ class Bank:
     @torch.no_grad()
     def evaluate(self, batches: Iterator[tuple[Features, Any]]) -> list[list[float | None]]:
         """Every active head's metric on a split (None for stopped heads)."""
+        refs, preds = self._predict(batches)
+        return [[self.task.score(refs, preds[k][g]) if bool(grp.active[g]) else None for g in range(grp.size)]
+                for k, grp in enumerate(self.groups)]
+
+    @torch.no_grad()
+    def _predict(self, batches: Iterator[tuple[Features, Any]]) -> tuple[list[Any], list[list[list[Any]]]]:
+        """References of a split and every head's predictions."""
         preds: list[list[list[Any]]] = [[[] for _ in range(g.size)] for g in self.groups]
         refs: list[Any] = []
         for grp in self.groups:
@@ -546,8 +555,7 @@ class Bank:
                 out = self.task.predict(grp.module(x, lens), lens, self.space)
                 for g in range(grp.size):
                     preds[k][g].extend(out[g])
-        return [[self.task.score(refs, preds[k][g]) if bool(grp.active[g]) else None for g in range(grp.size)]
-                for k, grp in enumerate(self.groups)]
+        return refs, preds
 
     def record_dev(self, scores: list[list[float | None]], step: int) -> None:
         for grp, sc in zip(self.groups, scores):
@@ -566,9 +574,14 @@ class Bank:
                 else:
                     grp.active[g] = False
 
-    def record_test(self, scores: list[list[float | None]]) -> None:
-        for grp, sc in zip(self.groups, scores):
-            grp.test = list(sc)
+    @torch.no_grad()
+    def record_test(self, batches: Iterator[tuple[Features, Any]]) -> None:
+        """Every active head's test metric, and the task's secondary metrics (ASR: CER)."""
+        refs, preds = self._predict(batches)
+        for k, grp in enumerate(self.groups):
+            grp.test = [self.task.score(refs, preds[k][g]) if bool(grp.active[g]) else None for g in range(grp.size)]
+            grp.test_extra = [self.task.extra_metrics(refs, preds[k][g]) if bool(grp.active[g]) else {}
+                              for g in range(grp.size)]
 
 
 # ---------------------------------------------------------------- data feeding
@@ -815,7 +828,7 @@ def train_bank(bank: Bank, data: ProbeData, params: dict[str, Any], *, desc: str
     bar.close()
     t0, f0 = time.perf_counter(), fwd()
     bank.restore_best()
-    bank.record_test(bank.evaluate(data.split("test")))
+    bank.record_test(data.split("test"))
     eval_s += time.perf_counter() - t0 - (fwd() - f0)
     return {"train_s": train_s, "eval_s": eval_s}
 
@@ -876,6 +889,11 @@ def _flags(grp: HeadGroup, g: int, steps: int, eval_every: int) -> list[str]:
     return flags
 
 
+def _extra(grp, g: int) -> dict[str, Any]:
+    """`test_<metric>` entries of the task's secondary metrics (ASR: test_cer)."""
+    return {f"test_{k}": v for k, v in grp.test_extra[g].items()}
+
+
 def _result(config, chash, task, space, bank: Bank, specs, up, data: Corpus, label, device,
             timings) -> dict[str, Any]:
     per_layer, ws, best_steps, stopped, skipped = [], None, {}, {}, {}
@@ -888,7 +906,7 @@ def _result(config, chash, task, space, bank: Bank, specs, up, data: Corpus, lab
             if grp.skipped[g]:
                 skipped[name] = grp.skipped[g]
             if name == WS:
-                ws = {"dev": grp.best_dev[g], "test": grp.test[g],
+                ws = {"dev": grp.best_dev[g], "test": grp.test[g], **_extra(grp, g),
                       "weights": grp.featurizers[0].normalized().detach().cpu().tolist(),
                       "layers": [specs[i].index for i in grp.ws_ids],
                       "layer_names": [specs[i].name for i in grp.ws_ids],
@@ -898,7 +916,7 @@ def _result(config, chash, task, space, bank: Bank, specs, up, data: Corpus, lab
             else:
                 i = grp.layer_ids[g]
                 per_layer.append({"layer": specs[i].index, "name": specs[i].name, "dev": grp.best_dev[g],
-                                  "test": grp.test[g], "flags": _flags(grp, g, *budget)})
+                                  "test": grp.test[g], **_extra(grp, g), "flags": _flags(grp, g, *budget)})
     per_layer.sort(key=lambda r: r["layer"])
     return {
         "kind": "probe",

@@ -53,8 +53,8 @@ def cca_corpus(preset: str, overrides: dict[str, Any] | None) -> str:
 
     return load_config(preset, overrides)["corpus_kind"]
 
-_SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "tune", "corpora", "out", "seeds", "seed", "device",
-               "compare", "leaderboard", "launcher")
+_SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "series", "tune", "corpora", "out", "seeds", "seed",
+               "device", "compare", "leaderboard", "launcher")
 _ZOO_KEYS = ("name", "spec", "options")
 _ZOO_OPTION_KEYS = ("layers", "overrides", "cca_overrides", "tune")
 _TASK_KEYS = ("task", "preset", "overrides", "tune")
@@ -128,6 +128,7 @@ class Suite:
     leaderboard: bool = True
     launcher: LauncherSpec = field(default_factory=LauncherSpec)  # where units run (bench.launch)
     tune: TuneSection | None = None
+    series: list = field(default_factory=list)  # bench.series.SeriesEntry: CCA over a model's checkpoints
 
     def corpus_for(self, kind: str) -> Path:
         """The folder a unit of corpus `kind` reads: the synthetic root, or the configured path."""
@@ -397,8 +398,12 @@ def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
     zoo = load_zoo(_need(data, "zoo", where), f"{where}: zoo")
     tasks = _parse_tasks(data.get("tasks"), where)
     cca = _parse_cca(data.get("cca"), where)
-    if not tasks and cca is None:
-        raise ConfigError(f"{where}: nothing to run — give `tasks`, `cca`, or both")
+    from bench.series import parse_series
+
+    series = parse_series(data.get("series"), where, cca.properties if cca else None, cca.preset if cca else None,
+                          cca.overrides if cca else None)
+    if not tasks and cca is None and not series:
+        raise ConfigError(f"{where}: nothing to run — give `tasks`, `cca`, `series`, or several")
     corpora, synthetic = _parse_corpora(data.get("corpora"), where)
     cmp = _mapping(data.get("compare"), f"{where}: compare")
     _check_keys(cmp, _COMPARE_KEYS, f"{where}: compare")
@@ -427,8 +432,10 @@ def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
         leaderboard=board,
         launcher=parse_launcher(data.get("launcher"), where),
         tune=_parse_tune(data.get("tune"), where),
+        series=series,
     )
-    kinds = {task_corpus(t.task) for t in tasks} | ({cca_corpus(cca.preset, cca.overrides)} if cca else set())
+    kinds = ({task_corpus(t.task) for t in tasks} | ({cca_corpus(cca.preset, cca.overrides)} if cca else set())
+             | {cca_corpus(s.preset, s.overrides) for s in series})
     for kind in sorted(kinds):
         suite.corpus_for(kind)  # a missing corpus path is a config error now, before any compute
     return suite
@@ -527,6 +534,60 @@ def plan(suite: Suite) -> list[Unit]:
                 for prop, path, config, chash in planned:
                     units.append(Unit("cca", up, prop, seed, corpus, out_dir, Path(path), chash, config,
                                       suite.cca.preset, overrides, is_done(path, chash)))
+        units += _plan_series(suite, seed, units)
+    return units
+
+
+def series_paths(suite: Suite, seed: int) -> list[tuple[Any, Path, dict[tuple[str, str], Path]]]:
+    """Per series: (entry, its folder, (checkpoint spec, property) -> result path). A checkpoint
+    whose CCA config equals a zoo unit's points at the zoo's result (computed once)."""
+    from bench import layerwise_cca
+
+    zoo_cca = {}
+    if suite.cca is not None:
+        for up in suite.zoo:
+            overrides = merge_overrides(suite.cca.overrides, up.cca_overrides)
+            for prop, path, _, chash in layerwise_cca.plan_cca(
+                    up.spec, suite.corpus_for(cca_corpus(suite.cca.preset, overrides or None)),
+                    list(suite.cca.properties), preset=suite.cca.preset,
+                    overrides=overrides or None, out_dir=suite.results_dir(seed), seed=seed):
+                zoo_cca[(up.spec, prop, chash)] = Path(path)
+    out = []
+    for entry in suite.series:
+        folder = entry.folder(suite.out, seed, len(suite.seeds))
+        corpus = suite.corpus_for(cca_corpus(entry.preset, entry.overrides or None))
+        paths = {}
+        for cp in entry.checkpoints:
+            try:
+                planned = layerwise_cca.plan_cca(cp.spec, corpus, entry.properties,
+                                                 preset=entry.preset, overrides=entry.overrides or None,
+                                                 out_dir=folder, seed=seed)
+            except ConfigError as e:
+                raise ConfigError(f"suite {suite.source}: series {entry.name!r} checkpoint {cp.label}: {e}") from e
+            for prop, path, _, chash in planned:
+                paths[(cp.spec, prop)] = zoo_cca.get((cp.spec, prop, chash), Path(path))
+        out.append((entry, folder, paths))
+    return out
+
+
+def _plan_series(suite: Suite, seed: int, planned: list[Unit]) -> list[Unit]:
+    """CCA units of the series checkpoints not already planned (by result path)."""
+    from bench import layerwise_cca
+
+    have = {u.path for u in planned}
+    units: list[Unit] = []
+    for entry, folder, paths in series_paths(suite, seed):
+        corpus = suite.corpus_for(cca_corpus(entry.preset, entry.overrides or None))
+        for cp in entry.checkpoints:
+            up = ZooEntry(name=f"{entry.name}: {cp.label}", spec=cp.spec)
+            for prop, path, config, chash in layerwise_cca.plan_cca(
+                    cp.spec, corpus, entry.properties, preset=entry.preset,
+                    overrides=entry.overrides or None, out_dir=folder, seed=seed):
+                if paths[(cp.spec, prop)] in have or Path(path) in have:
+                    continue
+                have.add(Path(path))
+                units.append(Unit("cca", up, prop, seed, corpus, folder, Path(path), chash,
+                                  config, entry.preset, entry.overrides, is_done(path, chash)))
     return units
 
 
@@ -644,12 +705,12 @@ def _run_cca_group(suite: Suite, units: list[Unit], force: bool, progress: bool)
 
 
 def execution_groups(units: Sequence[Unit]) -> list[list[Unit]]:
-    """Execution groups in plan order: each probe or tune unit alone; CCA units per (upstream, seed)."""
+    """Execution groups in plan order: each probe or tune unit alone; CCA units per (upstream, seed, folder)."""
     groups: list[list[Unit]] = []
     cca_at: dict[tuple[str, int], int] = {}
     for u in units:
         if u.kind == "cca":
-            key = (u.upstream.spec, u.seed)
+            key = (u.upstream.spec, u.seed, u.out_dir)
             if key in cca_at:
                 groups[cca_at[key]].append(u)
                 continue
@@ -758,6 +819,10 @@ def summarise(suite: Suite, reports: Sequence[UnitReport]) -> dict[str, Any]:
     failures = [f for f in read_failures(suite.out) if f["_path"] in failed]
     outputs: dict[str, Any] = {}
     for seed in suite.seeds:
+        from bench.series import collect
+
+        series_files = [collect(entry, paths, folder, seed) for entry, folder, paths in series_paths(suite, seed)]
+        outputs.update({f"series_{Path(f).parent.name}_seed{seed}": f for f in series_files})
         rdir = suite.results_dir(seed)
         if not rdir.exists():
             continue
@@ -772,7 +837,11 @@ def summarise(suite: Suite, reports: Sequence[UnitReport]) -> dict[str, Any]:
 
             ldir = suite.report_dir("leaderboard", seed)
             title = f"LayerBench leaderboard: {suite.name}" + (f" (seed {seed})" if len(suite.seeds) > 1 else "")
-            outputs[f"leaderboard_seed{seed}"] = build_leaderboard(rdir, ldir, comparison=comparison, title=title)
+            from leaderboard.series import series_section
+
+            section = series_section(series_files, ldir / "plots")
+            outputs[f"leaderboard_seed{seed}"] = build_leaderboard(rdir, ldir, comparison=comparison, title=title,
+                                                                   sections=[section] if section else [])
     return outputs
 
 

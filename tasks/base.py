@@ -163,6 +163,14 @@ def error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
     return 100.0 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
 
 
+def char_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    """jiwer CER in percent (spaces count as characters; empty references skipped)."""
+    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
+    if not pairs:
+        raise ValueError("no non-empty reference to score")
+    return 100.0 * jiwer.cer([r for r, _ in pairs], [h for _, h in pairs])
+
+
 # ---------------------------------------------------------------- the task interface
 
 
@@ -216,6 +224,10 @@ class Task(ABC):
     @abstractmethod
     def score(self, refs: Sequence[Any], preds: Sequence[Any]) -> float:
         """The metric in percent."""
+
+    def extra_metrics(self, refs: Sequence[Any], preds: Sequence[Any]) -> dict[str, float]:
+        """Secondary test metrics in percent, reported beside the main one (none by default)."""
+        return {}
 
     def balanced_draw(self, utts: Sequence[Utterance]) -> tuple[list[str], list[str]] | None:
         """(class, item) of each utterance for a class-balanced sampler; None = plain shuffling."""

@@ -375,3 +375,37 @@ def test_suite_with_tuned_units_compares_the_tuned_results(tmp_path, synth_root)
     assert (tmp_path / "out/tune.db").is_file()
     again = runner.run_suite(runner.load_suite(path), progress=False, echo=lambda _: None)
     assert [r.status for r in again.reports] == ["skipped", "skipped"]
+
+
+# ----------------------------------------------------------------------------- checkpoint series
+
+
+@pytest.mark.slow
+def test_series_scores_each_checkpoint_once_and_draws_a_layer_by_checkpoint_heatmap(tmp_path, synth_root):
+    out = tmp_path / "out"
+    path = _suite(
+        tmp_path, name="series", device="cpu",
+        tasks=[{"task": "ic", "preset": "quick", "overrides": {"steps": 10, "eval_every": 5}}],
+        zoo=[{"name": "FBANK", "spec": "fbank"}],
+        cca={"properties": ["mel"], "preset": "quick", "overrides": {"mel": {"max_frames": 3000}}},
+        series=[{"name": "tiny run", "checkpoints": [
+            {"label": "init", "spec": "randinit:hubert-large-tiny"},
+            {"label": "other", "spec": "randinit:wav2vec2-large-tiny"},
+            {"label": "fbank", "spec": "fbank"}]}],
+        corpora={"synthetic": {"dir": str(synth_root), "size": "tiny", "seed": 0}}, out=str(out))
+    suite = runner.load_suite(path)
+    units = runner.plan(suite)
+    # fbank's CCA is the zoo's unit (same config): planned once; the two other checkpoints get their own
+    assert sorted((u.kind, u.upstream.spec, u.out_dir.name) for u in units) == [
+        ("cca", "fbank", "results"), ("cca", "randinit:hubert-large-tiny", "tiny_run"),
+        ("cca", "randinit:wav2vec2-large-tiny", "tiny_run"), ("probe", "fbank", "results")]
+    summary = runner.run_suite(suite, progress=False, echo=lambda m: None)
+    assert not summary.failures
+    series = json.loads((out / "series/tiny_run/series.json").read_text())
+    mel = series["scores"]["mel"]
+    assert list(mel) == ["init", "other", "fbank"] and sorted(mel["init"]) == ["0", "1", "2", "3"]
+    assert mel["fbank"] == {"0": json.loads((out / "results/cca/fbank__mel.json").read_text())["per_layer"][0]["score"]}
+    assert mel["init"] != mel["other"]
+    assert (out / "leaderboard/plots/series_tiny_run.png").stat().st_size > 5000
+    # the leaderboard's tables stay the zoo's: series checkpoints are not rows
+    assert "randinit" not in (out / "leaderboard/leaderboard.csv").read_text()
