@@ -24,18 +24,22 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIP = ROOT / "upstreams" / "pretrained" / "layerbench"
 
 IT1_STEPS = 1400
-IT1_SHIP = {"hubert-small-it1-step350": "checkpoint-350", "hubert-small-it1": "final"}
-IT2_STEPS = 300
+# Iteration 1 was stopped at step 1050 of its 1400-step schedule (the session's deadline); a
+# snapshot does not depend on where the run stops, so checkpoint-1050 is reproducible as is.
+IT1_STOP = 1050
+IT1_SHIP = {"hubert-small-it1-step350": "checkpoint-350", "hubert-small-it1": f"checkpoint-{IT1_STOP}"}
+IT2_STEPS = 150
 IT2_SHIP = {"hubert-small-it2": "final"}
 
 
 def it1_args(corpus: str, work: Path) -> list[str]:
     return ["pretrain", "--corpus", corpus, "--out", str(work / "iter1"), "--iteration", "1",
-            "--steps", str(IT1_STEPS), "--snapshot-every", "350", "--seed", "0", "--threads", "2", "--device", "cpu"]
+            "--steps", str(IT1_STEPS), "--snapshot-every", "350", "--state-every", "50", "--log-every", "25",
+            "--seed", "0", "--threads", "2", "--device", "cpu"]
 
 
 def it2_args(corpus: str, work: Path) -> list[str]:
-    teacher = str(work / "iter1" / "final")
+    teacher = str(work / "iter1" / f"checkpoint-{IT1_STOP}")
     return ["pretrain", "--corpus", corpus, "--out", str(work / "iter2"), "--iteration", "2",
             "--teacher", teacher, "--teacher-layer", "3", "--init", teacher, "--steps", str(IT2_STEPS),
             "--lr", "1e-3", "--seed", "0", "--threads", "2", "--device", "cpu"]
@@ -65,9 +69,18 @@ def main() -> None:
     ap.add_argument("--work", default="runs/pretrain", help="training folders (state, checkpoints)")
     args = ap.parse_args()
     work = Path(args.work)
-    for argv in (it1_args(args.corpus, work), it2_args(args.corpus, work)):
-        if cli(argv) != 0:
-            raise SystemExit(f"`layerbench {' '.join(argv)}` failed")
+    from bench.pretrain import PretrainConfig, pretrain
+
+    it1 = it1_args(args.corpus, work)
+    if not (work / "iter1" / f"checkpoint-{IT1_STOP}").is_dir():
+        # `layerbench <it1 args>` run until step IT1_STOP: the same state as the full command there
+        cfg = PretrainConfig(corpus=args.corpus, steps=IT1_STEPS, snapshot_every=350, state_every=50, log_every=25)
+        pretrain(cfg, work / "iter1", device="cpu", threads=2, stop_after=IT1_STOP,
+                 log=lambda m: print(m, flush=True))
+    print("iteration 1 = the first", IT1_STOP, "steps of: layerbench", " ".join(it1))
+    it2 = it2_args(args.corpus, work)
+    if cli(it2) != 0:
+        raise SystemExit(f"`layerbench {' '.join(it2)}` failed")
     for run, ship in (("iter1", IT1_SHIP), ("iter2", IT2_SHIP)):
         for name, folder in ship.items():
             export_fp16(work / run / folder, SHIP / name)
