@@ -54,7 +54,7 @@ def cca_corpus(preset: str, overrides: dict[str, Any] | None) -> str:
     return load_config(preset, overrides)["corpus_kind"]
 
 _SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "series", "tune", "corpora", "out", "seeds", "seed",
-               "device", "compare", "leaderboard", "launcher")
+               "device", "compare", "leaderboard", "launcher", "notes")
 _ZOO_KEYS = ("name", "spec", "options")
 _ZOO_OPTION_KEYS = ("layers", "overrides", "cca_overrides", "tune")
 _TASK_KEYS = ("task", "preset", "overrides", "tune")
@@ -129,6 +129,7 @@ class Suite:
     launcher: LauncherSpec = field(default_factory=LauncherSpec)  # where units run (bench.launch)
     tune: TuneSection | None = None
     series: list = field(default_factory=list)  # bench.series.SeriesEntry: CCA over a model's checkpoints
+    notes: list[str] = field(default_factory=list)  # printed after the results: how to read them
 
     def corpus_for(self, kind: str) -> Path:
         """The folder a unit of corpus `kind` reads: the synthetic root, or the configured path."""
@@ -391,6 +392,14 @@ def _parse_seeds(data: dict[str, Any], where: str) -> list[int]:
     return seeds
 
 
+def _parse_notes(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(n, str) and n.strip() for n in value):
+        raise ConfigError(f"{where}: `notes` must be a list of non-empty strings, got {value!r}")
+    return [" ".join(n.split()) for n in value]
+
+
 def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
     """Validate a suite mapping; every error names `source` and the offending key or value."""
     where = f"suite {source}"
@@ -433,6 +442,7 @@ def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
         launcher=parse_launcher(data.get("launcher"), where),
         tune=_parse_tune(data.get("tune"), where),
         series=series,
+        notes=_parse_notes(data.get("notes"), where),
     )
     kinds = ({task_corpus(t.task) for t in tasks} | ({cca_corpus(cca.preset, cca.overrides)} if cca else set())
              | {cca_corpus(s.preset, s.overrides) for s in series})

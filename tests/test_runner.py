@@ -84,7 +84,14 @@ def test_suite_reference_by_name_and_unknown_name():
 def test_embedded_quick_suite_is_the_documented_job():
     suite = runner.load_suite(None)
     assert [u.spec for u in suite.zoo] == [
-        "fbank", "mfcc", "randinit:wav2vec2-tiny", "randinit:hubert-tiny", "randinit:wavlm-tiny"]
+        "fbank", "hf:layerbench/hubert-small-it1", "randinit:hubert-small", "hf:layerbench/hubert-small-it2"]
+    # the pre-training series: step 0 is the random twin, the others load from the package
+    assert [c.spec for c in suite.series[0].checkpoints] == [
+        "randinit:hubert-small", "hf:layerbench/hubert-small-it1-step350", "hf:layerbench/hubert-small-it1",
+        "hf:layerbench/hubert-small-it2"]
+    from upstreams.hf import shipped_models
+
+    assert {c.spec.removeprefix("hf:") for c in suite.series[0].checkpoints[1:]} <= set(shipped_models())
     assert [t.task for t in suite.tasks] == ["pr", "asr", "ic", "slurp_scenario", "slurp_action", "ks"]
     assert all(t.preset == "quick" for t in suite.tasks)
     assert suite.cca.properties == ["mel", "phone", "word"]

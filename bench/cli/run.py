@@ -118,6 +118,10 @@ def _print_outputs(suite, outputs: dict) -> None:
         if text and Path(text).is_file():
             print()
             print(Path(text).read_text().rstrip("\n"))
+    if suite.notes:
+        print("\nreading these numbers:")
+        for note in suite.notes:
+            print(f"  - {note}")
     print(f"outputs: {suite.out} ({'; '.join(_where(suite, outputs))})")
 
 
