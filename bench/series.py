@@ -46,7 +46,7 @@ class SeriesEntry:
 def parse_series(items: Any, where: str, default_properties: list[str] | None, default_preset: str | None,
                  default_overrides: dict[str, Any] | None = None) -> list[SeriesEntry]:
     """Validate a suite's `series` list; properties, preset and overrides default to the suite's `cca` entry."""
-    from bench.layerwise_cca import expand_properties
+    from bench.cca_properties import expand
 
     if items is None:
         return []
@@ -82,7 +82,7 @@ def parse_series(items: Any, where: str, default_properties: list[str] | None, d
         if not props:
             raise ConfigError(f"{w} ({name}): give `properties` (or a suite `cca` entry to take them from)")
         try:
-            props = expand_properties([str(p) for p in props])
+            props = expand([str(p) for p in props])
         except ConfigError as e:
             raise ConfigError(f"{w} ({name}).properties: {e}") from e
         overrides = item.get("overrides", default_overrides) or {}
