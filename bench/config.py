@@ -71,14 +71,18 @@ def suggest(name: object, choices: Iterable[str]) -> str:
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
-def merge(base: dict[str, Any], override: dict[str, Any], where: str = "config") -> dict[str, Any]:
-    """Deep-merge `override` into a copy of `base`; unknown keys are errors naming the nearest key."""
+def merge(base: dict[str, Any], override: dict[str, Any], where: str = "config", strict: bool = True) -> dict[str, Any]:
+    """Deep-merge `override` into a copy of `base` (the one merge of the package).
+
+    strict: `base` is a complete config and a key it lacks is an error naming the nearest
+    key; otherwise both are partial (two override sets, a preset delta) and keys combine.
+    """
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if key not in out:
+        if strict and key not in out:
             raise ConfigError(f"unknown key {key!r} in {where}{suggest(key, out)}; known keys: {', '.join(sorted(out))}")
-        if isinstance(out[key], dict) and isinstance(value, dict):
-            out[key] = merge(out[key], value, f"{where}.{key}")
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = merge(out[key], value, f"{where}.{key}", strict)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -98,3 +102,31 @@ def load_preset_config(path: Path, preset: str, overrides: dict[str, Any] | None
     if overrides:
         cfg = merge(cfg, overrides, f"{what} overrides")
     return cfg
+
+
+def load_presets(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A preset file: preset name -> values, written as defaults plus deltas.
+
+    A preset may say `base: <preset>`: it is that preset (earlier in the file) with its own
+    values merged over it (keys must exist there). The file may say `extends: <file>` (next
+    to it): its presets start from that file's, with what it lists merged over them (a delta
+    may add keys, e.g. KS's `dev_sampler`).
+    """
+    path = Path(path)
+    data = load_yaml(path)
+    presets: dict[str, dict[str, Any]] = {}
+    if "extends" in data:
+        presets = load_presets(path.parent / str(data.pop("extends")))
+    for name, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"preset {name!r} in {path} must be a mapping of values")
+        values = dict(values)
+        base = values.pop("base", None)
+        if base is not None:
+            if base not in presets:
+                raise ConfigError(f"preset {name!r} in {path}: base preset {base!r} is not defined above it"
+                                  f"{suggest(base, presets)}")
+            presets[name] = merge(presets[base], values, f"{path} preset {name!r}")
+        else:
+            presets[name] = merge(presets.get(name, {}), values, f"{path} preset {name!r}", strict=False)
+    return presets

@@ -16,7 +16,6 @@ an uninterrupted one.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -29,7 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import tasks as tasks_registry
-from bench.config import CONFIG_DIR, ConfigError, load_yaml, suggest
+from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge, suggest
 from bench.data.corpus import KINDS
 from bench.launch import LauncherSpec, parse_launcher
 from bench.locks import release, try_acquire
@@ -165,7 +164,7 @@ class Suite:
         merged: dict[str, Any] = dict(self.tune.settings) if self.tune else {}
         for layer in (task.tune, up.tune):
             if isinstance(layer, dict):
-                merged = merge_overrides(merged, layer)
+                merged = merge(merged, layer, strict=False)
         return merged
 
     @property
@@ -488,17 +487,6 @@ class Unit:
         return out / "claims" / f"{self.id}.lock"
 
 
-def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Nested override dicts combined, `extra` winning (both are partial configs, not a base)."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_overrides(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def plan(suite: Suite) -> list[Unit]:
     """Every unit of the suite with its result path and config hash; loads no model and no audio."""
     from bench import layerwise_cca, probe, tune
@@ -508,7 +496,7 @@ def plan(suite: Suite) -> list[Unit]:
         out_dir = suite.results_dir(seed)
         for up in suite.zoo:
             for t in suite.tasks:
-                overrides = merge_overrides(t.overrides, up.overrides)
+                overrides = merge(t.overrides, up.overrides, strict=False)
                 corpus = suite.corpus_for(task_corpus(t.task))
                 settings = suite.tune_settings(up, t)
                 try:
@@ -533,7 +521,7 @@ def plan(suite: Suite) -> list[Unit]:
                 except ConfigError as e:
                     raise ConfigError(f"suite {suite.source}: {up.name} x {t.task}: {e}") from e
             if suite.cca is not None:
-                overrides = merge_overrides(suite.cca.overrides, up.cca_overrides)
+                overrides = merge(suite.cca.overrides, up.cca_overrides, strict=False)
                 corpus = suite.corpus_for(cca_corpus(suite.cca.preset, overrides or None))
                 try:
                     planned = layerwise_cca.plan_cca(

@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config import ConfigError
+from bench.config import ConfigError, merge
 from bench.results import is_done, read_result, slug, write_json_atomic
-from bench.runner import merge_overrides
 
 
 @dataclass
@@ -148,7 +147,7 @@ def select_layer(
 
     # 2. Probe only the top-K layers.
     t0 = time.perf_counter()
-    guided_overrides = merge_overrides(overrides or {}, {"weighted_sum": {"enabled": False}})
+    guided_overrides = merge(overrides or {}, {"weighted_sum": {"enabled": False}}, strict=False)
     guided = probe.run_probe(upstream, task, corpus, preset=preset, overrides=guided_overrides, layers=probed,
                              out_dir=out_dir / "guided", seed=seed, device=device, progress=progress)
     probe_seconds = time.perf_counter() - t0

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import CONFIG_DIR, load_yaml
+from bench.config import CONFIG_DIR, load_presets
 from bench.data.lexicon import Lexicon
 from bench.data.manifest import Utterance
 from bench.featurize import masked_mean
@@ -235,7 +235,7 @@ class Task(ABC):
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """Preset name -> training values (`superb`: the published recipe; `quick`: CPU scale)."""
-        return load_yaml(self.preset_file)
+        return load_presets(self.preset_file)
 
 
 # ---------------------------------------------------------------- utterance classification
@@ -269,7 +269,7 @@ class ClassificationTask(Task):
         self.name, self.corpus_kind, self.splits = name, corpus_kind, splits
         self.slots = tuple(slots)
         self.balanced = balanced
-        self.preset_file = preset_file or CONFIG_DIR / "tasks" / f"{name}.yaml"
+        self.preset_file = preset_file or CONFIG_DIR / "tasks" / "utterance.yaml"
 
     def fit(self, train: Sequence[Utterance], cfg=None, root=None) -> SlotSpace:
         classes = []

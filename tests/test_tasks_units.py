@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import tasks
-from bench.config import CONFIG_DIR, load_yaml
 from bench.data.manifest import Segment, Utterance
 from bench.featurize import WeightedSum, masked_mean, spec_augment
 from tasks.base import BiLSTMHead, ModuleHeads, PooledHeads, ctc_greedy, ctc_losses, error_rate
@@ -255,7 +254,7 @@ def test_superb_presets_follow_the_design_table():
             "ks": (200000, 1e-4, 32, 1, 5000), "slurp_scenario": (200000, 1e-4, 32, 1, 5000),
             "slurp_action": (200000, 1e-4, 32, 1, 5000)}
     for name in tasks.names():
-        presets = load_yaml(CONFIG_DIR / "tasks" / f"{name}.yaml")
+        presets = tasks.get(name).presets()
         assert set(presets) == {"superb", "quick"}
         s = presets["superb"]
         assert (s["steps"], s["lr"], s["batch_size"], s["accumulate"], s["eval_every"]) == want[name], name
@@ -263,12 +262,30 @@ def test_superb_presets_follow_the_design_table():
         assert s["extract"]["bf16"] is False, name  # SUPERB runs the upstream in fp32
         assert s["nonfinite"] == "skip", name  # s3prl skips NaN-gradient steps
         assert set(presets["quick"]) == set(s), name  # every superb key can be overridden in quick too
-    asr = load_yaml(CONFIG_DIR / "tasks" / "asr.yaml")["superb"]
+    asr = tasks.get("asr").presets()["superb"]
     assert asr["head"] == {"proj": 1024, "hidden": 1024, "layers": 2, "dropout": 0.2}
     assert asr["half_batch_over_s"] == 2000 / 16000  # HALF_BATCHSIZE_TIME: 16 effective
     assert asr["specaug"] == SPECAUG  # asr/config.yaml, time warping included
-    pr = load_yaml(CONFIG_DIR / "tasks" / "pr.yaml")["superb"]
+    pr = tasks.get("pr").presets()["superb"]
     assert pr["head"] == {"hidden": 256} and pr["half_batch_over_s"] == 300000 / 16000
     assert pr["targets"]["scheme"] == "lexicon" and [Path(p).name for p in pr["targets"]["lexicon"]] == [
         "librispeech-lexicon-200k-g2p.txt", "librispeech-lexicon-allothers-g2p.txt"]
-    assert load_yaml(CONFIG_DIR / "tasks" / "ks.yaml")["superb"]["dev_sampler"] == "balanced"
+    assert tasks.get("ks").presets()["superb"]["dev_sampler"] == "balanced"
+    assert "dev_sampler" not in tasks.get("ic").presets()["superb"]  # KS's delta only
+
+
+def test_presets_are_defaults_plus_deltas_with_errors_naming_the_file(tmp_path):
+    from bench.config import ConfigError, load_presets
+
+    (tmp_path / "base.yaml").write_text("superb: {steps: 10, lr: 0.1, head: {hidden: 4}}\n"
+                                        "quick: {base: superb, steps: 2, head: {hidden: 2}}\n")
+    (tmp_path / "more.yaml").write_text("extends: base.yaml\nquick: {extra: 1}\n")
+    assert load_presets(tmp_path / "more.yaml") == {
+        "superb": {"steps": 10, "lr": 0.1, "head": {"hidden": 4}},
+        "quick": {"steps": 2, "lr": 0.1, "head": {"hidden": 2}, "extra": 1}}
+    (tmp_path / "typo.yaml").write_text("superb: {steps: 10}\nquick: {base: superb, stepz: 2}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'stepz' in .*typo.yaml preset 'quick' \(did you mean 'steps'"):
+        load_presets(tmp_path / "typo.yaml")
+    (tmp_path / "nobase.yaml").write_text("quick: {base: superbb, steps: 2}\n")
+    with pytest.raises(ConfigError, match=r"base preset 'superbb' is not defined above it"):
+        load_presets(tmp_path / "nobase.yaml")

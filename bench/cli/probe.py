@@ -45,12 +45,12 @@ def add_unit_arguments(p: argparse.ArgumentParser, kind: str) -> None:
 
 def preset_overrides(args: argparse.Namespace) -> dict | None:
     """--config's values with --set's on top (both are later checked against the preset's keys)."""
-    from bench.config import load_yaml, parse_overrides
+    from bench.config import load_yaml, merge, parse_overrides
 
     overrides: dict = load_yaml(args.config) if args.config else {}
     cli = parse_overrides(args.overrides)
     if cli:
-        overrides = _deep_update(overrides, cli)
+        overrides = merge(overrides, cli, strict=False)  # --set wins over --config
     return overrides or None
 
 
@@ -64,11 +64,3 @@ def _run(args: argparse.Namespace) -> int:
     state = "already done, skipped; " if outcome.skipped else ""
     print(f"probe {args.upstream} x {args.task}: {state}result in {outcome.path}")
     return 0
-
-
-def _deep_update(base: dict, extra: dict) -> dict:
-    """--set values win over --config values (both are later checked against the preset's keys)."""
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
