@@ -544,7 +544,7 @@ def series_paths(suite: Suite, seed: int) -> list[tuple[Any, Path, dict[tuple[st
     zoo_cca = {}
     if suite.cca is not None:
         for up in suite.zoo:
-            overrides = merge_overrides(suite.cca.overrides, up.cca_overrides)
+            overrides = merge(suite.cca.overrides, up.cca_overrides, strict=False)
             for prop, path, _, chash in layerwise_cca.plan_cca(
                     up.spec, suite.corpus_for(cca_corpus(suite.cca.preset, overrides or None)),
                     list(suite.cca.properties), preset=suite.cca.preset,
