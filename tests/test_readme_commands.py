@@ -86,6 +86,10 @@ def _adapt(argv: list[str], corpus: Path, tmp: Path) -> list[str]:
         if "--out" not in argv:
             argv += ["--out", str(tmp / "out")]
         return argv + ["--no-progress"]
+    if cmd == "clusters":
+        if "--out" not in argv:
+            argv += ["--out", str(tmp / "out")]
+        return argv + ["--no-progress"]
     if cmd in ("describe", "list", "corpus"):
         return argv
     pytest.fail(f"README command {' '.join(argv)!r}: tests/test_readme_commands.py has no rule for "
