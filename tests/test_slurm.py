@@ -8,7 +8,9 @@ that script itself and skips, with its reason, only when Slurm cannot be started
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -112,6 +114,10 @@ def test_scancel_mid_unit_loses_only_that_unit(slurm_cluster, local_run, tmp_pat
     claim = _wait(lambda: next((out / "claims").glob("*.lock"), None) if (out / "claims").is_dir() else None,
                   600, "a task to claim its unit")
     holder = _wait(lambda: read_holder(claim), 10, "the claim's content")
+    # Kill the unit's process first (same host), as an OOM kill or a lost node would: scancel's own
+    # signals reach it through srun as SIGCONT + SIGTERM, which submitit bypasses, so a unit of a
+    # few seconds could finish within slurmstepd's grace time and the test would kill nothing.
+    os.kill(holder.pid, signal.SIGKILL)
     victim = claim.name.removesuffix(".lock")
     subprocess.run(["scancel", "--full", "--signal=KILL", holder.job_id], check=True)
     ledger = json.loads((out / "slurm/ledger.json").read_text())
