@@ -2,9 +2,10 @@
 nothing half-written is left, and the tables equal an uninterrupted run's.
 
 The suite has 12 units (four feature upstreams x IC, KS and CCA-mel, a few steps each) on the
-tiny synthetic corpus. Kill moments are drawn from a seeded generator as fractions of the
-uninterrupted run's wall time measured in the same test, so they land at comparable stages
-(startup, pooled-cache extraction, training, result writing, tables) on any machine.
+tiny synthetic corpus. Kill moments are drawn from a seeded generator: the start-up time (a
+dry run of the same suite: imports and planning) plus a fraction of the uninterrupted run's
+remaining wall time, both measured in the same test, so they land at comparable stages
+(pooled-cache extraction, training, result writing, tables) on any machine, fast or loaded.
 A second test kills the synthetic-corpus generator mid-way.
 """
 
@@ -67,6 +68,11 @@ def test_sigkill_at_ten_random_moments_then_resume(tmp_path, synth_root):
     assert len(result_stamps(ref_out)) == 12
 
     suite = feature_suite(tmp_path / "b", synth_root, out, "kill", ZOO)
+    t0 = time.monotonic()
+    dry = subprocess.run(cli("run", str(suite), "--dry-run", "--no-progress"), env=env(), capture_output=True,
+                         text=True, timeout=300)
+    t_start = time.monotonic() - t0
+    assert dry.returncode == 0 and not out.joinpath("results").exists(), dry.stderr[-3000:]
     rng = random.Random(16)
     seen: dict[Path, tuple[int, int]] = {}
     progress: list[int] = []  # finished units after each attempt
@@ -74,7 +80,7 @@ def test_sigkill_at_ten_random_moments_then_resume(tmp_path, synth_root):
         proc = subprocess.Popen(cli("run", str(suite), "--no-progress"), env=env(), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=rng.uniform(0.1, 0.35) * t_ref)
+            proc.wait(timeout=t_start + rng.uniform(0.1, 0.35) * max(t_ref - t_start, 1.0))
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)  # the runner only: its workers must cope with losing it
             proc.wait()
