@@ -23,11 +23,12 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
 import tasks as tasks_registry
+from bench import schema
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge, suggest
 from bench.data.corpus import KINDS
 from bench.launch import LauncherSpec, parse_launcher
@@ -52,37 +53,77 @@ def cca_corpus(preset: str, overrides: dict[str, Any] | None) -> str:
 
     return load_config(preset, overrides)["corpus_kind"]
 
-_SUITE_KEYS = ("name", "description", "zoo", "tasks", "cca", "series", "tune", "corpora", "out", "seeds", "seed",
-               "device", "compare", "leaderboard", "launcher", "notes")
-_ZOO_KEYS = ("name", "spec", "options")
-_ZOO_OPTION_KEYS = ("layers", "overrides", "cca_overrides", "tune")
-_TASK_KEYS = ("task", "preset", "overrides", "tune")
-_CCA_KEYS = ("properties", "preset", "overrides")
-_SYNTH_KEYS = ("dir", "size", "seed")
-_COMPARE_KEYS = ("top_ks", "mapping")
+
+# --------------------------------------------------------------------------- suite sections
+#
+# Each section of a suite file is a dataclass checked by `bench.schema.load` (unknown keys with
+# the nearest valid one, types, required keys); `checked` adds what a type cannot say.
 
 
-# --------------------------------------------------------------------------- suite types
+def _check_tune(value: dict[str, Any] | bool | None, loc: str) -> None:
+    """A task's or upstream's `tune` mapping holds valid search settings (checked now, naming the place)."""
+    if isinstance(value, dict):
+        from bench.tune import resolve_settings
+
+        resolve_settings(value, where=loc)
+
+
+@dataclass(frozen=True)
+class ZooOptions:
+    """Per-upstream options of a zoo entry."""
+
+    layers: list[int] | str | None = None  # probe only these layers: a list, "every:K" (default: all)
+    overrides: dict[str, Any] = field(default_factory=dict)  # per-upstream probe overrides (e.g. lr)
+    cca_overrides: dict[str, Any] = field(default_factory=dict)
+    tune: bool | dict[str, Any] | None = None  # learning-rate search of this upstream: settings or true (on), false (off)
+
+    def checked(self, loc: str) -> "ZooOptions":
+        if self.layers is not None:
+            from bench.probe import normalize_layers
+
+            try:
+                normalize_layers(self.layers)
+            except ConfigError as e:
+                raise ConfigError(f"{loc}.layers: {e}") from e
+        _check_tune(self.tune, f"{loc}.tune")
+        return self
 
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One upstream of a zoo: a display name, the spec `upstreams.load` takes, and options."""
+    """One upstream of a zoo: the spec `upstreams.load` takes, a display name, and options."""
 
-    name: str
     spec: str
-    layers: list[int] | str | None = None  # probe only these layers: a list, "every:K" (default: all)
-    overrides: dict[str, Any] = field(default_factory=dict)  # per-upstream probe overrides (e.g. lr)
-    cca_overrides: dict[str, Any] = field(default_factory=dict)
-    tune: dict[str, Any] | None = None  # learning-rate search of this upstream: settings, or {} (on) / None (unsaid)
+    name: str = ""  # default: the spec
+    options: ZooOptions = field(default_factory=ZooOptions)
+
+    def checked(self, loc: str) -> "ZooEntry":
+        return self if self.name else replace(self, name=self.spec)
+
+
+@dataclass(frozen=True)
+class ZooFile:
+    """A zoo YAML (configs/zoo/<name>.yaml)."""
+
+    upstreams: list[Any]  # ZooEntry mappings (or bare specs), checked by `load_zoo`
+    name: str | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
 class TaskEntry:
     task: str
-    preset: str
+    preset: str = "quick"
     overrides: dict[str, Any] = field(default_factory=dict)
-    tune: dict[str, Any] | None = None  # as ZooEntry.tune, for this task
+    tune: bool | dict[str, Any] | None = None  # as ZooOptions.tune, for this task
+
+    def checked(self, loc: str) -> "TaskEntry":
+        try:
+            tasks_registry.get(self.task)
+        except ValueError as e:
+            raise ConfigError(f"{loc}.task: {e}") from e
+        _check_tune(self.tune, f"{loc}.tune")
+        return self
 
 
 @dataclass(frozen=True)
@@ -96,18 +137,86 @@ class TuneSection:
 
 @dataclass(frozen=True)
 class CCAEntry:
-    properties: list[str]
-    preset: str
+    properties: list[str] | str  # a list or "mel,phone"; `checked` expands it to the list of registered names
+    preset: str = "default"
     overrides: dict[str, Any] = field(default_factory=dict)
+
+    def checked(self, loc: str) -> "CCAEntry":
+        props = self.properties
+        if isinstance(props, str):
+            props = [p.strip() for p in props.split(",") if p.strip()]
+        if not props:
+            raise ConfigError(f"{loc}.properties must be a non-empty list, got {self.properties!r}")
+        from bench.cca_properties import expand
+
+        try:
+            return replace(self, properties=list(expand(props)))
+        except ConfigError as e:
+            raise ConfigError(f"{loc}.properties: {e}") from e
 
 
 @dataclass(frozen=True)
 class SynthSpec:
     """The synthetic corpus root (all four layouts under one folder), written when missing."""
 
-    dir: Path
-    size: str
-    seed: int
+    dir: Path | None = None  # default data/synth-<size>
+    size: Literal["tiny", "small"] = "small"
+    seed: int = 0
+
+    def checked(self, loc: str) -> "SynthSpec":
+        return self if self.dir is not None else replace(self, dir=Path(f"data/synth-{self.size}"))
+
+
+@dataclass(frozen=True)
+class CompareSection:
+    top_ks: list[int] = field(default_factory=lambda: [1, 3, 6], metadata={"nonempty": True})
+    mapping: dict[str, Any] | None = None  # task -> CCA properties (configs/compare.yaml documents it)
+
+    def checked(self, loc: str) -> "CompareSection":
+        if any(k < 1 for k in self.top_ks):
+            raise ConfigError(f"{loc}.top_ks must be a list of positive integers, got {self.top_ks!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class SuiteFile:
+    """A suite YAML as written; `parse_suite` resolves it into a `Suite`."""
+
+    zoo: str | list[Any]  # a zoo name, a zoo YAML path, or a list of ZooEntry mappings
+    corpora: dict[str, Any]  # corpus kind -> folder, or {synthetic: SynthSpec}
+    name: str | None = None
+    description: str | None = None
+    tasks: list[Any] | None = None  # TaskEntry mappings (or bare task names)
+    cca: CCAEntry | None = None
+    series: list[Any] | None = None  # bench.series.SeriesEntry mappings
+    tune: dict[str, Any] | None = None  # TuneSection: tune settings plus `storage`
+    out: str | None = None
+    seeds: int | list[int] | None = None
+    seed: int | None = None
+    device: str = "auto"
+    compare: CompareSection = field(default_factory=CompareSection)
+    leaderboard: bool = True
+    launcher: Any = None  # bench.launch.LauncherSpec mapping, or just its kind
+    notes: list[str] = field(default_factory=list)  # printed after the results: how to read them
+
+    def checked(self, loc: str) -> "SuiteFile":
+        if self.seed is not None and self.seeds is not None:
+            raise ConfigError(f"{loc}: give either `seed` or `seeds`, not both")
+        seeds = self.seeds_list
+        if not seeds:
+            raise ConfigError(f"{loc}: seeds must be an integer or a non-empty list of integers, got {self.seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"{loc}: `seeds` lists a seed twice: {seeds}")
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ConfigError(f"{loc}: device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if not all(n.strip() for n in self.notes):
+            raise ConfigError(f"{loc}: notes must be a list of non-empty strings, got {self.notes!r}")
+        return self
+
+    @property
+    def seeds_list(self) -> list[int]:
+        seeds = self.seeds if self.seeds is not None else self.seed if self.seed is not None else 0
+        return [seeds] if isinstance(seeds, int) else list(seeds)
 
 
 @dataclass
@@ -156,13 +265,13 @@ class Suite:
         The zoo entry's `tune` decides over the task entry's, which decides over the suite's
         section (`false` switches tuning off); settings merge suite < task < upstream.
         """
-        said = [x for x in (up.tune, task.tune) if x is not None]
+        said = [x for x in (up.options.tune, task.tune) if x is not None]
         if said and said[0] is False:
             return None
         if not said and self.tune is None:
             return None
         merged: dict[str, Any] = dict(self.tune.settings) if self.tune else {}
-        for layer in (task.tune, up.tune):
+        for layer in (task.tune, up.options.tune):
             if isinstance(layer, dict):
                 merged = merge(merged, layer, strict=False)
         return merged
@@ -195,253 +304,82 @@ def load_suite(ref: str | Path | None = None) -> Suite:
     return parse_suite(load_yaml(path), source=str(path))
 
 
-def _check_keys(data: dict[str, Any], allowed: Sequence[str], where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            hint = suggest(str(key), list(allowed))
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(allowed)}")
-
-
-def _need(data: dict[str, Any], key: str, where: str) -> Any:
-    if key not in data or data[key] is None:
-        raise ConfigError(f"{where}: missing required key {key!r}")
-    return data[key]
-
-
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a mapping, got {value!r}")
-    return value
-
-
-def _choice(value: Any, choices: Sequence[str], where: str) -> str:
-    if value not in choices:
-        hint = suggest(str(value), list(choices))
-        raise ConfigError(f"{where}: unknown value {value!r}{hint}; choose from: {', '.join(choices)}")
-    return value
-
-
-def load_zoo(ref: Any, where: str) -> list[ZooEntry]:
+def load_zoo(ref: Any, where: str, path: str = "zoo") -> list[ZooEntry]:
     """A zoo is a name (configs/zoo/<name>.yaml), a path to a zoo YAML, or an inline list."""
     if isinstance(ref, str):
-        path = Path(ref) if ref.endswith((".yaml", ".yml")) else ZOO_DIR / f"{ref}.yaml"
-        if not path.is_file():
+        file = Path(ref) if ref.endswith((".yaml", ".yml")) else ZOO_DIR / f"{ref}.yaml"
+        if not file.is_file():
             known = sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
-            hint = suggest(ref, known)
-            raise ConfigError(f"{where}: zoo {ref!r} not found at {path}{hint}; known zoos: {', '.join(known)}")
-        data = load_yaml(path)
-        _check_keys(data, ("name", "description", "upstreams"), f"zoo file {path}")
-        return _parse_zoo_list(_need(data, "upstreams", f"zoo file {path}"), f"zoo file {path}")
-    return _parse_zoo_list(ref, where)
-
-
-def _parse_zoo_list(items: Any, where: str) -> list[ZooEntry]:
-    if not isinstance(items, list) or not items:
-        raise ConfigError(f"{where}: the zoo must be a non-empty list of {{name, spec}} entries")
-    out: list[ZooEntry] = []
-    for i, item in enumerate(items):
-        w = f"{where}: upstream #{i + 1}"
-        if isinstance(item, str):
-            item = {"name": item, "spec": item}
-        if not isinstance(item, dict):
-            raise ConfigError(f"{w} must be a mapping with `name` and `spec`, got {item!r}")
-        _check_keys(item, _ZOO_KEYS, w)
-        spec = str(_need(item, "spec", w))
-        name = str(item.get("name") or spec)
-        opts = _mapping(item.get("options"), f"{w} ({name}) options")
-        _check_keys(opts, _ZOO_OPTION_KEYS, f"{w} ({name}) options")
-        layers = opts.get("layers")
-        if layers is not None:
-            from bench.probe import normalize_layers
-
-            try:
-                normalize_layers(layers)
-            except ConfigError as e:
-                raise ConfigError(f"{w} ({name}) options.layers: {e}") from e
-        out.append(ZooEntry(
-            name=name,
-            spec=spec,
-            layers=layers,
-            overrides=_mapping(opts.get("overrides"), f"{w} ({name}) options.overrides"),
-            cca_overrides=_mapping(opts.get("cca_overrides"), f"{w} ({name}) options.cca_overrides"),
-            tune=_tune_switch(opts.get("tune"), f"{w} ({name}) options.tune"),
-        ))
+            raise ConfigError(f"{schema.at(where, path)}: zoo {ref!r} not found at {file}{suggest(ref, known)}; "
+                              f"known zoos: {', '.join(known)}")
+        where, path = f"zoo file {file}", ""
+        ref = schema.load(ZooFile, load_yaml(file), where).upstreams
+    if not isinstance(ref, list) or not ref:
+        raise ConfigError(f"{schema.at(where, path)}: the zoo must be a non-empty list of {{name, spec}} entries")
+    out = schema.load_list(ZooEntry, ref, where, f"{path}: upstream" if path else "upstream",
+                           label=("name", "spec"), shorthand="spec")
     for attr in ("name", "spec"):
-        seen: set[str] = set()
-        for e in out:
-            value = getattr(e, attr)
-            if value in seen:
-                raise ConfigError(f"{where}: upstream {attr} {value!r} appears twice in the zoo")
-            seen.add(value)
+        schema.no_repeats([getattr(e, attr) for e in out], schema.at(where, path), f"upstream {attr}")
     return out
 
 
-def _parse_tasks(items: Any, where: str) -> list[TaskEntry]:
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise ConfigError(f"{where}: `tasks` must be a list of {{task, preset, overrides}} entries")
-    out: list[TaskEntry] = []
-    for i, item in enumerate(items):
-        w = f"{where}: tasks #{i + 1}"
-        if isinstance(item, str):
-            item = {"task": item}
-        if not isinstance(item, dict):
-            raise ConfigError(f"{w} must be a mapping with `task` and `preset`, got {item!r}")
-        _check_keys(item, _TASK_KEYS, w)
-        task = str(_need(item, "task", w))
-        try:
-            tasks_registry.get(task)
-        except ValueError as e:
-            raise ConfigError(f"{w} task: {e}") from e
-        out.append(TaskEntry(task=task, preset=str(item.get("preset") or "quick"),
-                             overrides=_mapping(item.get("overrides"), f"{w} ({task}) overrides"),
-                             tune=_tune_switch(item.get("tune"), f"{w} ({task}) tune")))
-    names = [t.task for t in out]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ConfigError(f"{where}: task {dup[0]!r} is listed twice")
-    return out
-
-
-def _parse_cca(item: Any, where: str) -> CCAEntry | None:
+def _parse_tune(item: dict[str, Any] | None, where: str) -> TuneSection | None:
     if item is None:
         return None
-    w = f"{where}: cca"
-    if not isinstance(item, dict):
-        raise ConfigError(f"{w} must be a mapping with `properties` and `preset`, got {item!r}")
-    _check_keys(item, _CCA_KEYS, w)
-    props = _need(item, "properties", w)
-    if isinstance(props, str):
-        props = [p.strip() for p in props.split(",") if p.strip()]
-    if not isinstance(props, list) or not props:
-        raise ConfigError(f"{w}.properties must be a non-empty list, got {props!r}")
-    from bench.cca_properties import expand
-
-    try:
-        props = expand([str(p) for p in props])
-    except ConfigError as e:
-        raise ConfigError(f"{w}.properties: {e}") from e
-    return CCAEntry(properties=list(props), preset=str(item.get("preset") or "default"),
-                    overrides=_mapping(item.get("overrides"), f"{w}.overrides"))
-
-
-def _tune_switch(value: Any, where: str) -> dict[str, Any] | bool | None:
-    """A task's or upstream's `tune`: true / false, or a mapping of search settings (tuning on)."""
-    if value is None or isinstance(value, bool):
-        return {} if value is True else value
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be true, false or a mapping of tune settings, got {value!r}")
-    from bench.tune import resolve_settings
-
-    resolve_settings(value, where=where)  # unknown keys and bad values fail now, naming the place
-    return value
-
-
-def _parse_tune(item: Any, where: str) -> TuneSection | None:
-    if item is None:
-        return None
-    w = f"{where}: tune"
-    if not isinstance(item, dict):
-        raise ConfigError(f"{w} must be a mapping of tune settings (configs/tune.yaml keys) and `storage`, got {item!r}")
     settings = {k: v for k, v in item.items() if k != "storage"}
     from bench.tune import resolve_settings
 
-    resolve_settings(settings, where=w)
+    resolve_settings(settings, where=f"{where}: tune")
     storage = item.get("storage")
     if storage is not None and not isinstance(storage, str):
-        raise ConfigError(f"{w}.storage must be a storage URL (sqlite:///path.db or journal:PATH), got {storage!r}")
+        raise ConfigError(f"{where}: tune.storage must be a storage URL (sqlite:///path.db or journal:PATH), "
+                          f"got {storage!r}")
     return TuneSection(settings, storage)
 
 
-def _parse_corpora(item: Any, where: str) -> tuple[dict[str, Path], SynthSpec | None]:
-    w = f"{where}: corpora"
-    data = _mapping(_need({"corpora": item}, "corpora", where), w)
-    _check_keys(data, (*KINDS, "synthetic"), w)
+def _parse_corpora(data: dict[str, Any], where: str) -> tuple[dict[str, Path], SynthSpec | None]:
+    schema.check_keys(data, (*KINDS, "synthetic"), where, "corpora")
     if "synthetic" in data:
         if len(data) > 1:
-            raise ConfigError(f"{w}: `synthetic` holds all four corpora; do not list other corpora beside it")
-        syn = _mapping(data["synthetic"], f"{w}.synthetic")
-        _check_keys(syn, _SYNTH_KEYS, f"{w}.synthetic")
-        size = _choice(syn.get("size", "small"), ("tiny", "small"), f"{w}.synthetic.size")
-        seed = syn.get("seed", 0)
-        if not isinstance(seed, int):
-            raise ConfigError(f"{w}.synthetic.seed must be an integer, got {seed!r}")
-        return {}, SynthSpec(dir=Path(str(syn.get("dir") or f"data/synth-{size}")), size=size, seed=seed)
-    corpora = {}
-    for kind, path in data.items():
-        if not isinstance(path, str) or not path:
-            raise ConfigError(f"{w}.{kind} must be a folder path, got {path!r}")
-        corpora[kind] = Path(path)
-    return corpora, None
-
-
-def _parse_seeds(data: dict[str, Any], where: str) -> list[int]:
-    if "seed" in data and "seeds" in data:
-        raise ConfigError(f"{where}: give either `seed` or `seeds`, not both")
-    seeds = data.get("seeds", data.get("seed", 0))
-    if isinstance(seeds, int):
-        seeds = [seeds]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ConfigError(f"{where}: `seeds` must be an integer or a non-empty list of integers, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{where}: `seeds` lists a seed twice: {seeds}")
-    return seeds
-
-
-def _parse_notes(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(n, str) and n.strip() for n in value):
-        raise ConfigError(f"{where}: `notes` must be a list of non-empty strings, got {value!r}")
-    return [" ".join(n.split()) for n in value]
+            raise ConfigError(f"{where}: corpora: `synthetic` holds all four corpora; do not list other corpora beside it")
+        return {}, schema.load(SynthSpec, data["synthetic"] or {}, where, "corpora.synthetic")
+    return {kind: schema.load_value(Path, path, where, f"corpora.{kind}") for kind, path in data.items()}, None
 
 
 def parse_suite(data: dict[str, Any], source: str = "<inline>") -> Suite:
     """Validate a suite mapping; every error names `source` and the offending key or value."""
     where = f"suite {source}"
-    _check_keys(data, _SUITE_KEYS, where)
-    zoo = load_zoo(_need(data, "zoo", where), f"{where}: zoo")
-    tasks = _parse_tasks(data.get("tasks"), where)
-    cca = _parse_cca(data.get("cca"), where)
+    f = schema.load(SuiteFile, data, where)
+    zoo = load_zoo(f.zoo, where)
+    tasks = schema.load_list(TaskEntry, f.tasks, where, "tasks", label="task", shorthand="task")
+    schema.no_repeats([t.task for t in tasks], where, "task")
+    cca = f.cca
     from bench.series import parse_series
 
-    series = parse_series(data.get("series"), where, cca.properties if cca else None, cca.preset if cca else None,
+    series = parse_series(f.series, where, cca.properties if cca else None, cca.preset if cca else None,
                           cca.overrides if cca else None)
     if not tasks and cca is None and not series:
         raise ConfigError(f"{where}: nothing to run — give `tasks`, `cca`, `series`, or several")
-    corpora, synthetic = _parse_corpora(data.get("corpora"), where)
-    cmp = _mapping(data.get("compare"), f"{where}: compare")
-    _check_keys(cmp, _COMPARE_KEYS, f"{where}: compare")
-    top_ks = cmp.get("top_ks", [1, 3, 6])
-    if not isinstance(top_ks, list) or not all(isinstance(k, int) and k > 0 for k in top_ks):
-        raise ConfigError(f"{where}: compare.top_ks must be a list of positive integers, got {top_ks!r}")
-    device = data.get("device", "auto")
-    if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
-        raise ConfigError(f"{where}: device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    board = data.get("leaderboard", True)
-    if not isinstance(board, bool):
-        raise ConfigError(f"{where}: leaderboard must be true or false, got {board!r}")
+    corpora, synthetic = _parse_corpora(f.corpora, where)
+    name = f.name or Path(source).stem
     suite = Suite(
-        name=str(data.get("name") or Path(source).stem),
+        name=name,
         source=source,
         zoo=zoo,
         tasks=tasks,
         cca=cca,
         corpora=corpora,
         synthetic=synthetic,
-        out=Path(str(data.get("out") or f"runs/{slug(str(data.get('name') or Path(source).stem))}")),
-        seeds=_parse_seeds(data, where),
-        device=device,
-        top_ks=tuple(top_ks),
-        mapping=_mapping(cmp.get("mapping"), f"{where}: compare.mapping") or None,
-        leaderboard=board,
-        launcher=parse_launcher(data.get("launcher"), where),
-        tune=_parse_tune(data.get("tune"), where),
+        out=Path(f.out or f"runs/{slug(name)}"),
+        seeds=f.seeds_list,
+        device=f.device,
+        top_ks=tuple(f.compare.top_ks),
+        mapping=f.compare.mapping or None,
+        leaderboard=f.leaderboard,
+        launcher=parse_launcher(f.launcher, where),
+        tune=_parse_tune(f.tune, where),
         series=series,
-        notes=_parse_notes(data.get("notes"), where),
+        notes=[" ".join(n.split()) for n in f.notes],
     )
     kinds = ({task_corpus(t.task) for t in tasks} | ({cca_corpus(cca.preset, cca.overrides)} if cca else set())
              | {cca_corpus(s.preset, s.overrides) for s in series})
@@ -496,7 +434,7 @@ def plan(suite: Suite) -> list[Unit]:
         out_dir = suite.results_dir(seed)
         for up in suite.zoo:
             for t in suite.tasks:
-                overrides = merge(t.overrides, up.overrides, strict=False)
+                overrides = merge(t.overrides, up.options.overrides, strict=False)
                 corpus = suite.corpus_for(task_corpus(t.task))
                 settings = suite.tune_settings(up, t)
                 try:
@@ -504,7 +442,7 @@ def plan(suite: Suite) -> list[Unit]:
                     if use != "tuned":
                         path, config, chash = probe.plan_probe(
                             up.spec, t.task, corpus, preset=t.preset, overrides=overrides or None,
-                            layers=up.layers, out_dir=out_dir, seed=seed)
+                            layers=up.options.layers, out_dir=out_dir, seed=seed)
                         units.append(Unit("probe", up, t.task, seed, corpus, out_dir, Path(path), chash, config,
                                           t.preset, overrides, is_done(path, chash)))
                     if use is not None:
@@ -515,13 +453,13 @@ def plan(suite: Suite) -> list[Unit]:
                             {**overrides, "cache_dir": str(out_dir / "cache" / "pooled")}
                         path, config, chash, _ = tune.plan_tune(
                             up.spec, t.task, corpus, preset=t.preset, overrides=tune_over or None,
-                            layers=up.layers, tune=settings, out_dir=tune_out, seed=seed)
+                            layers=up.options.layers, tune=settings, out_dir=tune_out, seed=seed)
                         units.append(Unit("tune", up, t.task, seed, corpus, tune_out, Path(path), chash, config,
                                           t.preset, tune_over, is_done(path, chash), settings))
                 except ConfigError as e:
                     raise ConfigError(f"suite {suite.source}: {up.name} x {t.task}: {e}") from e
             if suite.cca is not None:
-                overrides = merge(suite.cca.overrides, up.cca_overrides, strict=False)
+                overrides = merge(suite.cca.overrides, up.options.cca_overrides, strict=False)
                 corpus = suite.corpus_for(cca_corpus(suite.cca.preset, overrides or None))
                 try:
                     planned = layerwise_cca.plan_cca(
@@ -544,7 +482,7 @@ def series_paths(suite: Suite, seed: int) -> list[tuple[Any, Path, dict[tuple[st
     zoo_cca = {}
     if suite.cca is not None:
         for up in suite.zoo:
-            overrides = merge(suite.cca.overrides, up.cca_overrides, strict=False)
+            overrides = merge(suite.cca.overrides, up.options.cca_overrides, strict=False)
             for prop, path, _, chash in layerwise_cca.plan_cca(
                     up.spec, suite.corpus_for(cca_corpus(suite.cca.preset, overrides or None)),
                     list(suite.cca.properties), preset=suite.cca.preset,
@@ -678,7 +616,7 @@ def _run_probe_unit(suite: Suite, unit: Unit, force: bool, progress: bool) -> li
 
     return [probe.run_probe(
         unit.upstream.spec, unit.name, unit.corpus, preset=unit.preset,
-        overrides=unit.overrides or None, layers=unit.upstream.layers, out_dir=unit.out_dir,
+        overrides=unit.overrides or None, layers=unit.upstream.options.layers, out_dir=unit.out_dir,
         seed=unit.seed, device=suite.device, force=force, label=unit.upstream.name, progress=progress)]
 
 
@@ -687,7 +625,7 @@ def _run_tune_unit(suite: Suite, unit: Unit, force: bool, progress: bool) -> lis
 
     return [tune.run_tune(
         unit.upstream.spec, unit.name, unit.corpus, preset=unit.preset, overrides=unit.overrides or None,
-        layers=unit.upstream.layers, tune=unit.tune, storage=suite.tune_storage, out_dir=unit.out_dir,
+        layers=unit.upstream.options.layers, tune=unit.tune, storage=suite.tune_storage, out_dir=unit.out_dir,
         seed=unit.seed, device=suite.device, force=force, label=unit.upstream.name, progress=progress)]
 
 

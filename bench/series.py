@@ -10,32 +10,42 @@ zoo's result instead of running again), then `collect` gathers the per-layer sco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench import schema
 from bench.config import ConfigError
 from bench.results import read_result, slug, write_json_atomic
-
-_SERIES_KEYS = ("name", "checkpoints", "properties", "preset", "overrides")
-_CHECKPOINT_KEYS = ("label", "spec")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    label: str  # the column title, e.g. "it1 step 1000"
     spec: str  # an upstream spec, e.g. hf:layerbench/hubert-small-it1-step1000
+    label: str = ""  # the column title, e.g. "it1 step 1000" (default: the spec)
+
+    def checked(self, loc: str) -> "Checkpoint":
+        return self if self.label else replace(self, label=self.spec)
 
 
 @dataclass(frozen=True)
 class SeriesEntry:
-    """Checkpoints of one model in training order and the CCA properties scored on each."""
+    """Checkpoints of one model in training order and the CCA properties scored on each.
+
+    `properties`, `preset` and `overrides` left out take the suite's `cca` entry's."""
 
     name: str
-    checkpoints: list[Checkpoint]
-    properties: list[str]
-    preset: str
-    overrides: dict[str, Any] = field(default_factory=dict)
+    checkpoints: list[Checkpoint] = field(metadata={"nonempty": True})
+    properties: list[str] | str | None = None  # a list, or "mel,phone"; expanded by `parse_series`
+    preset: str | None = None
+    overrides: dict[str, Any] | None = None
+
+    def checked(self, loc: str) -> "SeriesEntry":
+        if len(self.checkpoints) < 2:
+            raise ConfigError(f"{loc}: `checkpoints` must list at least two {{label, spec}} entries")
+        for attr in ("label", "spec"):
+            schema.no_repeats([getattr(c, attr) for c in self.checkpoints], loc, f"checkpoint {attr}")
+        return self
 
     def folder(self, out: Path, seed: int, seeds: int) -> Path:
         """`<out>/series/<name>` (one seed) or `<out>/series/<name>/seed<N>`."""
@@ -48,52 +58,21 @@ def parse_series(items: Any, where: str, default_properties: list[str] | None, d
     """Validate a suite's `series` list; properties, preset and overrides default to the suite's `cca` entry."""
     from bench.cca_properties import expand
 
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise ConfigError(f"{where}: `series` must be a list of {{name, checkpoints, properties, preset}} entries")
     out = []
-    for i, item in enumerate(items):
-        w = f"{where}: series #{i + 1}"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{w} must be a mapping, got {item!r}")
-        for key in item:
-            if key not in _SERIES_KEYS:
-                raise ConfigError(f"{w}: unknown key {key!r}; known keys: {', '.join(_SERIES_KEYS)}")
-        name = item.get("name")
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{w}: missing required key 'name'")
-        cps = item.get("checkpoints")
-        if not isinstance(cps, list) or len(cps) < 2:
-            raise ConfigError(f"{w} ({name}): `checkpoints` must list at least two {{label, spec}} entries")
-        checkpoints = []
-        for j, cp in enumerate(cps):
-            if not isinstance(cp, dict) or "spec" not in cp or any(k not in _CHECKPOINT_KEYS for k in cp):
-                raise ConfigError(f"{w} ({name}) checkpoint #{j + 1} must be {{label, spec}}, got {cp!r}")
-            checkpoints.append(Checkpoint(label=str(cp.get("label") or cp["spec"]), spec=str(cp["spec"])))
-        for attr in ("label", "spec"):
-            values = [getattr(c, attr) for c in checkpoints]
-            dup = next((v for v in values if values.count(v) > 1), None)
-            if dup is not None:
-                raise ConfigError(f"{w} ({name}): checkpoint {attr} {dup!r} appears twice")
-        props = item.get("properties", default_properties)
+    for entry in schema.load_list(SeriesEntry, items, where, "series", label="name"):
+        loc = f"{where}: series {entry.name!r}"
+        props = entry.properties if entry.properties is not None else default_properties
         if isinstance(props, str):
             props = [p.strip() for p in props.split(",") if p.strip()]
         if not props:
-            raise ConfigError(f"{w} ({name}): give `properties` (or a suite `cca` entry to take them from)")
+            raise ConfigError(f"{loc}: give `properties` (or a suite `cca` entry to take them from)")
         try:
             props = expand([str(p) for p in props])
         except ConfigError as e:
-            raise ConfigError(f"{w} ({name}).properties: {e}") from e
-        overrides = item.get("overrides", default_overrides) or {}
-        if not isinstance(overrides, dict):
-            raise ConfigError(f"{w} ({name}).overrides must be a mapping, got {overrides!r}")
-        out.append(SeriesEntry(name=name, checkpoints=checkpoints, properties=list(props),
-                               preset=str(item.get("preset") or default_preset or "default"), overrides=overrides))
-    names = [s.name for s in out]
-    dup = next((n for n in names if names.count(n) > 1), None)
-    if dup is not None:
-        raise ConfigError(f"{where}: series {dup!r} is listed twice")
+            raise ConfigError(f"{loc}.properties: {e}") from e
+        out.append(replace(entry, properties=list(props), preset=entry.preset or default_preset or "default",
+                           overrides=entry.overrides if entry.overrides is not None else dict(default_overrides or {})))
+    schema.no_repeats([s.name for s in out], where, "series")
     return out
 
 

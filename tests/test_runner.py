@@ -49,7 +49,7 @@ def _suite(tmp_path: Path, **changes) -> Path:
     "changes, expected",
     [
         ({"taks": []}, ["unknown key 'taks'", "did you mean 'tasks'"]),
-        ({"tasks": [{"task": "kss", "preset": "quick"}]}, ["tasks #1 task", "'kss'", "did you mean 'ks'"]),
+        ({"tasks": [{"task": "kss", "preset": "quick"}]}, ["tasks #1 (kss).task", "'kss'", "did you mean 'ks'"]),
         ({"tasks": [{"task": "ks", "presett": "quick"}]}, ["tasks #1", "unknown key 'presett'", "did you mean 'preset'"]),
         ({"cca": {"properties": ["phon"], "preset": "quick"}}, ["cca.properties", "'phon'", "did you mean 'phone'"]),
         ({"zoo": [{"name": "A", "spec": "fbank"}, {"name": "B", "spec": "fbank"}]}, ["spec 'fbank' appears twice"]),
@@ -59,7 +59,7 @@ def _suite(tmp_path: Path, **changes) -> Path:
         ({"corpora": {"librispeech": "/x"}}, ["no corpus path for 'speech_commands'"]),
         ({"corpora": {"librispeeh": "/x"}}, ["corpora: unknown key 'librispeeh'", "did you mean 'librispeech'"]),
         ({"seeds": [0, 0]}, ["seeds", "twice"]),
-        ({"seeds": "zero"}, ["`seeds` must be an integer"]),
+        ({"seeds": "zero"}, ["seeds must be an integer or a list of integers, got 'zero'"]),
         ({"device": "tpu"}, ["device must be", "'tpu'"]),
         ({"tasks": [], "cca": None}, ["nothing to run"]),
     ],
@@ -350,9 +350,9 @@ def test_tune_sections_plan_tuned_units(tmp_path, synth_root):
 @pytest.mark.parametrize("changes, expected", [
     ({"tune": {"trails": 2}}, ["tune", "unknown key 'trails'", "did you mean 'trials'"]),
     ({"tune": {"use": "best"}}, ["tune", "use must be one of tuned, fixed"]),
-    ({"tasks": [{"task": "ks", "tune": "yes"}]}, ["tasks #1 (ks) tune must be true, false or a mapping"]),
+    ({"tasks": [{"task": "ks", "tune": "yes"}]}, ["tasks #1 (ks).tune must be true, false or a mapping", "got 'yes'"]),
     ({"zoo": [{"name": "F", "spec": "fbank", "options": {"tune": {"pruner": "asha"}}}]},
-     ["(F) options.tune", "pruner must be one of"]),
+     ["(F).options.tune", "pruner must be one of"]),
 ])
 def test_tune_section_errors_name_the_place(tmp_path, changes, expected):
     path = _suite(tmp_path, **changes)

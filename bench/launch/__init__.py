@@ -15,30 +15,37 @@ A suite may name its launcher in a `launcher:` section; command-line options ove
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+import typing
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
+from bench import schema
 from bench.config import ConfigError
 
-LAUNCHERS = ("local", "slurm")
+LauncherKind = Literal["local", "slurm"]
+LAUNCHERS = typing.get_args(LauncherKind)
 
 
 @dataclass(frozen=True)
 class LauncherSpec:
     """The `launcher:` section of a suite (every field but `kind` is for Slurm)."""
 
-    kind: str = "local"
+    kind: LauncherKind = "local"
     partition: str | None = None  # None: the cluster's default partition
-    gpus_per_unit: int = 0
-    cpus_per_unit: int = 1
-    mem_gb: float | None = None  # None: the partition's default
-    time: str = "4:00:00"  # per task: minutes, H:MM:SS or D-HH:MM:SS
-    array_parallelism: int = 64  # at most this many tasks of the array run at once
+    gpus_per_unit: int = field(default=0, metadata={"ge": 0})
+    cpus_per_unit: int = field(default=1, metadata={"ge": 1})
+    mem_gb: float | None = field(default=None, metadata={"gt": 0})  # None: the partition's default
+    time: str | int = "4:00:00"  # per task: minutes, H:MM:SS or D-HH:MM:SS
+    array_parallelism: int = field(default=64, metadata={"ge": 1})  # at most this many tasks of the array run at once
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # further sbatch options, e.g. {mail-type: END}
-    poll_seconds: float = 10.0  # how often the waiting command looks at the results folder
+    poll_seconds: float = field(default=10.0, metadata={"gt": 0})  # how often the waiting command looks at the results folder
+
+    def checked(self, loc: str) -> "LauncherSpec":
+        parse_time(self.time, f"{loc}.time")
+        return self
 
     @property
     def time_minutes(self) -> int:
@@ -64,41 +71,14 @@ def parse_time(value: Any, where: str) -> int:
     return -(-seconds // 60)
 
 
-_KEYS = tuple(f.name for f in fields(LauncherSpec))
-
-
 def parse_launcher(data: Any, where: str) -> LauncherSpec:
     """The suite's `launcher:` mapping (or just a name) checked into a `LauncherSpec`."""
-    from bench.runner import _check_keys, _choice
-
     if data is None:
         return LauncherSpec()
-    if isinstance(data, str):
-        data = {"kind": data}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: launcher must be a mapping (kind, partition, gpus_per_unit, ...), got {data!r}")
-    _check_keys(data, _KEYS, f"{where}: launcher")
-    spec = LauncherSpec(**data)
-    _choice(spec.kind, LAUNCHERS, f"{where}: launcher.kind")
-    return check(spec, f"{where}: launcher")
-
-
-def check(spec: LauncherSpec, where: str) -> LauncherSpec:
-    """Value checks shared by the suite section and the command-line options."""
-    for name in ("gpus_per_unit", "cpus_per_unit", "array_parallelism"):
-        value = getattr(spec, name)
-        least = 0 if name == "gpus_per_unit" else 1
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ConfigError(f"{where}.{name} must be an integer >= {least}, got {value!r}")
-    if spec.mem_gb is not None and (not isinstance(spec.mem_gb, (int, float)) or spec.mem_gb <= 0):
-        raise ConfigError(f"{where}.mem_gb must be a positive number of GB, got {spec.mem_gb!r}")
-    if not isinstance(spec.extra, dict):
-        raise ConfigError(f"{where}.extra must be a mapping of sbatch options, got {spec.extra!r}")
-    parse_time(spec.time, f"{where}.time")
-    return spec
+    return schema.load(LauncherSpec, {"kind": data} if isinstance(data, str) else data, where, "launcher")
 
 
 def with_options(spec: LauncherSpec, **options: Any) -> LauncherSpec:
     """The suite's launcher with the command-line options that were given (None = not given)."""
     given = {k: v for k, v in options.items() if v is not None}
-    return check(replace(spec, **given), "command line --slurm-*") if given else spec
+    return schema.load(LauncherSpec, {**asdict(spec), **given}, "command line --slurm-*") if given else spec
