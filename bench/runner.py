@@ -81,10 +81,8 @@ class ZooOptions:
         if self.layers is not None:
             from bench.probe import normalize_layers
 
-            try:
+            with schema.context(f"{loc}.layers"):
                 normalize_layers(self.layers)
-            except ConfigError as e:
-                raise ConfigError(f"{loc}.layers: {e}") from e
         _check_tune(self.tune, f"{loc}.tune")
         return self
 
@@ -118,10 +116,8 @@ class TaskEntry:
     tune: bool | dict[str, Any] | None = None  # as ZooOptions.tune, for this task
 
     def checked(self, loc: str) -> "TaskEntry":
-        try:
+        with schema.context(f"{loc}.task"):
             tasks_registry.get(self.task)
-        except ValueError as e:
-            raise ConfigError(f"{loc}.task: {e}") from e
         _check_tune(self.tune, f"{loc}.tune")
         return self
 
@@ -149,10 +145,8 @@ class CCAEntry:
             raise ConfigError(f"{loc}.properties must be a non-empty list, got {self.properties!r}")
         from bench.cca_properties import expand
 
-        try:
+        with schema.context(f"{loc}.properties"):
             return replace(self, properties=list(expand(props)))
-        except ConfigError as e:
-            raise ConfigError(f"{loc}.properties: {e}") from e
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -222,3 +223,12 @@ def no_repeats(values: Iterable[Any], where: str, what: str) -> None:
         if v in seen:
             raise ConfigError(f"{where}: {what} {v!r} appears twice")
         seen.add(v)
+
+
+@contextmanager
+def context(loc: str) -> Iterator[None]:
+    """A bad value found by a registry or parser inside is re-raised as `<loc>: <its message>`."""
+    try:
+        yield
+    except (ConfigError, ValueError) as e:
+        raise ConfigError(f"{loc}: {e}") from e

@@ -66,10 +66,8 @@ def parse_series(items: Any, where: str, default_properties: list[str] | None, d
             props = [p.strip() for p in props.split(",") if p.strip()]
         if not props:
             raise ConfigError(f"{loc}: give `properties` (or a suite `cca` entry to take them from)")
-        try:
+        with schema.context(f"{loc}.properties"):
             props = expand([str(p) for p in props])
-        except ConfigError as e:
-            raise ConfigError(f"{loc}.properties: {e}") from e
         out.append(replace(entry, properties=list(props), preset=entry.preset or default_preset or "default",
                            overrides=entry.overrides if entry.overrides is not None else dict(default_overrides or {})))
     schema.no_repeats([s.name for s in out], where, "series")
