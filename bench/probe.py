@@ -631,9 +631,9 @@ def _frames(out: UpstreamOutput) -> Features:
     return Features([h.clone() for h in out.hidden], [n.clone() for n in out.lengths])
 
 
-def train_batches(durs: Sequence[float], params: dict[str, Any], seed: int) -> Iterator[list[int]]:
-    """Endless epochs of shuffled length buckets of `batch_size`; with `half_batch_over_s`, a bucket
-    whose longest utterance is longer is cut in two (s3prl: ASR's HALF_BATCHSIZE_TIME, PR's
+def train_epochs(durs: Sequence[float], params: dict[str, Any], seed: int) -> Iterator[list[list[int]]]:
+    """Endless epochs, each the shuffled length buckets of `batch_size`; with `half_batch_over_s`, a
+    bucket whose longest utterance is longer is cut in two (s3prl: ASR's HALF_BATCHSIZE_TIME, PR's
     300000 samples), both halves used."""
     half = params.get("half_batch_over_s")
     epoch = 0
@@ -645,8 +645,13 @@ def train_batches(durs: Sequence[float], params: dict[str, Any], seed: int) -> I
             else:
                 batches.append(idx)
         random.Random(seed * 100003 + epoch).shuffle(batches)
-        yield from batches
+        yield batches
         epoch += 1
+
+
+def train_batches(durs: Sequence[float], params: dict[str, Any], seed: int) -> Iterator[list[int]]:
+    """The batches of `train_epochs`, one after the other."""
+    return itertools.chain.from_iterable(train_epochs(durs, params, seed))
 
 
 class FrameFeeder:
@@ -672,7 +677,31 @@ class FrameFeeder:
             yield feats, self.task.targets([utts[i] for i in idx], self.space)
 
     def train(self, utts: Sequence[Utterance], seed: int) -> Iterator[tuple[Features, Any]]:
-        return self.stream(utts, train_batches([u.duration for u in utts], self.params, seed))
+        epochs = train_epochs([u.duration for u in utts], self.params, seed)
+        if not self.params["extract"].get("keep_train"):
+            return self.stream(utts, itertools.chain.from_iterable(epochs))
+        return self._kept_train(utts, epochs)
+
+    def _kept_train(self, utts: Sequence[Utterance], epochs: Iterator[list[list[int]]]
+                    ) -> Iterator[tuple[Features, Any]]:
+        """extract.keep_train (small corpora): the first epoch goes through the upstream and each
+        utterance's frames are kept (float32, CPU); later epochs re-pad the kept frames into the
+        same batches. The frozen upstream would give the same frames again (exactly so where its
+        batched padding is exact, `upstream_info.padding`), so only the forwards are saved."""
+        kept: dict[int, list[torch.Tensor]] = {}
+        first = next(epochs)
+        for item, idx in zip(self.stream(utts, first), first):
+            feats = item[0]
+            for j, i in enumerate(idx):
+                kept[i] = [h[j, :int(n[j])].cpu() for h, n in zip(feats.layers, feats.lengths)]
+            yield item
+        for epoch in epochs:
+            for idx in epoch:
+                layers = [nn.utils.rnn.pad_sequence([kept[i][k] for i in idx], batch_first=True).to(self.device)
+                          for k in range(len(kept[idx[0]]))]
+                lengths = [torch.tensor([len(kept[i][k]) for i in idx], device=self.device)
+                           for k in range(len(layers))]
+                yield Features(layers, lengths), self.task.targets([utts[i] for i in idx], self.space)
 
     def split(self, utts: Sequence[Utterance]) -> Iterator[tuple[Features, Any]]:
         """Evaluation batches; with extract.keep_eval the first pass is kept in memory (small corpora)."""

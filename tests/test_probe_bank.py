@@ -257,6 +257,29 @@ def test_kept_eval_features_change_nothing_but_forwards(tmp_path):
     assert res[0]["per_layer"] == res[1]["per_layer"] and res[0]["weighted_sum"] == res[1]["weighted_sum"]
 
 
+def test_kept_train_features_forward_each_utterance_once_and_change_nothing(tmp_path):
+    corpus = phone_corpus(tmp_path / "pr", counts={"train-clean-100": 12, "dev-clean": 4, "test-clean": 4})
+
+    class Counting(SignalUpstream):
+        utterances = 0
+
+        def forward(self, wavs, wav_lens):
+            Counting.utterances += wavs.shape[0]
+            return super().forward(wavs, wav_lens)
+
+    up = Counting([0.3, 0.8])
+    res, forwarded = [], []
+    for keep in (False, True):
+        Counting.utterances = 0
+        extract = {"max_seconds": 80.0, "max_size": 32, "bf16": True, "keep_eval": True, "keep_train": keep}
+        # batch 4 of 12 utterances: 3 batches an epoch, 9 steps = 3 epochs
+        res.append(run_probe(up, "pr", corpus, out_dir=tmp_path / str(keep), progress=False,
+                             overrides={"steps": 9, "eval_every": 3, "batch_size": 4, "extract": extract}).result)
+        forwarded.append(Counting.utterances)
+    assert res[0]["per_layer"] == res[1]["per_layer"] and res[0]["weighted_sum"] == res[1]["weighted_sum"]
+    assert forwarded == [3 * 12 + 8, 12 + 8]  # train epochs (+ dev and test once, kept)
+
+
 def test_weighted_sum_slice_is_its_own_adam_with_the_layer_weights():
     from bench.featurize import WeightedSum
 
