@@ -99,8 +99,13 @@ class Samples:
     """
 
     def __init__(self, cfg: dict[str, Any], corpus: Corpus, layers: Sequence[LayerSpec], seed: int):
+        from bench.cca_config import CCAConfig
+
+        # `cfg`: the resolved mapping (a user property reads its own section there); `config`:
+        # the typed view of the built-in sections.
         self.cfg, self.corpus, self.layers, self.seed = cfg, corpus, list(layers), seed
-        self.split = cfg["split"]
+        self.config = CCAConfig.of(cfg)
+        self.split = self.config.split
         self.eval_utts: dict[Hashable, Utterance] = {(self.split, u.id): u for u in corpus.split(self.split)}
         self.train_utts: dict[Hashable, Utterance] = {}
         self.gatherers: dict[str, Gatherer] = {}
@@ -130,14 +135,11 @@ class Samples:
         def build() -> MelFrames:
             from bench import views
 
-            m = self.cfg["mel"]
-            keys = sample_utterances(self.eval_utts, int(m["num_utterances"]), [self.seed, 0])
-            recipe = views.MelRecipe.from_config(m)
-            if recipe.hop_length != views.MEL_HOP:
-                raise ConfigError(f"mel.hop_length must be {views.MEL_HOP} (10 ms), got {recipe.hop_length}")
+            m = self.config.mel
+            keys = sample_utterances(self.eval_utts, m.num_utterances, [self.seed, 0])
             seconds = sum(self.eval_utts[k].duration for k in keys)
-            keep = views.FrameGatherer.keep_fractions(self.layers, seconds, m["max_frames"])
-            return MelFrames(keys, views.FrameGatherer(self.layers, keep, self.seed, views.LogMel(recipe)))
+            keep = views.FrameGatherer.keep_fractions(self.layers, seconds, m.max_frames)
+            return MelFrames(keys, views.FrameGatherer(self.layers, keep, self.seed, views.LogMel(m)))
 
         return self.gatherer("mel", build)
 
@@ -147,23 +149,22 @@ class Samples:
             from bench import views
             from bench.data.arpabet import normalize_phone
 
-            cfg, seed, sets_n = self.cfg, self.seed, int(self.cfg["cca"]["sample_sets"])
+            cfg, seed, sets_n = self.config, self.seed, self.config.cca.sample_sets
             if tier == "phone":
                 pool = views.phone_pool(self.eval_utts, normalize_phone)
                 _need_pool(pool, "phone", self.split)
-                samples, sets = views.sample_segment_sets(pool, sorted(pool), int(cfg["phone"]["per_label"]),
-                                                          [seed, 1], sets_n)
-                return Segments(views.SegmentGatherer(samples, self.layers, bool(cfg["phone"]["middle_third"])), sets)
-            w = cfg["word"]
+                samples, sets = views.sample_segment_sets(pool, sorted(pool), cfg.phone.per_label, [seed, 1], sets_n)
+                return Segments(views.SegmentGatherer(samples, self.layers, cfg.phone.middle_third), sets)
+            w = cfg.word
             pool = views.word_pool(self.eval_utts)
             _need_pool(pool, "word", self.split)
             # A word must reach every cross-validation part, so it needs num_parts segments.
-            min_count = max(int(w["min_count"]), int(cfg["cca"]["num_parts"]))
-            vocab = views.frequent_labels(pool, int(w["num_words"]), min_count)
+            min_count = max(w.min_count, cfg.cca.num_parts)
+            vocab = views.frequent_labels(pool, w.num_words, min_count)
             if len(vocab) < 2:
                 raise ValueError(f"split {self.split!r} has {len(vocab)} word(s) with at least {min_count} "
                                  f"occurrences (max of word.min_count and cca.num_parts); CCA-word needs 2")
-            samples, sets = views.sample_segment_sets(pool, vocab, int(w["per_label"]), [seed, 2], sets_n)
+            samples, sets = views.sample_segment_sets(pool, vocab, w.per_label, [seed, 2], sets_n)
             return Segments(views.SegmentGatherer(samples, self.layers, False), sets, vocab)
 
         return self.gatherer(tier, build)
@@ -174,20 +175,20 @@ class Samples:
             from bench import views
             from bench.data.arpabet import normalize_phone
 
-            mi, seed = self.cfg["mi"], self.seed
+            mi, seed = self.config.mi, self.seed
             if not self.train_utts:
-                train = {(mi["train_split"], u.id): u for u in self.corpus.split(mi["train_split"])}
-                if mi["train_utterances"]:  # bound the pass: draw training segments from a subset
-                    train = {k: train[k] for k in sample_utterances(train, int(mi["train_utterances"]), [seed, 5])}
+                train = {(mi.train_split, u.id): u for u in self.corpus.split(mi.train_split)}
+                if mi.train_utterances:  # bound the pass: draw training segments from a subset
+                    train = {k: train[k] for k in sample_utterances(train, mi.train_utterances, [seed, 5])}
                 self.train_utts = train
             if tier == "phone":
                 pool = views.phone_pool(self.train_utts, normalize_phone)
-                _need_pool(pool, "phone", mi["train_split"])
-                samples = views.sample_segments(pool, sorted(pool), list(mi["train_per_phone"]), [seed, 3])
-                return Segments(views.SegmentGatherer(samples, self.layers, bool(self.cfg["phone"]["middle_third"])))
+                _need_pool(pool, "phone", mi.train_split)
+                samples = views.sample_segments(pool, sorted(pool), list(mi.train_per_phone), [seed, 3])
+                return Segments(views.SegmentGatherer(samples, self.layers, self.config.phone.middle_third))
             pool = views.word_pool(self.train_utts)
-            _need_pool(pool, "word", mi["train_split"])
-            samples = views.sample_segments(pool, self.segments("word").vocab, list(mi["train_per_word"]), [seed, 4])
+            _need_pool(pool, "word", mi.train_split)
+            samples = views.sample_segments(pool, self.segments("word").vocab, list(mi.train_per_word), [seed, 4])
             return Segments(views.SegmentGatherer(samples, self.layers, False))
 
         return self.gatherer(f"mi_{tier}_train", build)
@@ -209,40 +210,39 @@ def cca_layers(view: Callable[[int], tuple[Any, Any]], labels: Sequence[Any] | N
     `labels` a list of lists); the layer's score is the mean test score over all sets' splits."""
     from bench import cca
 
-    cfg = samples.cfg["cca"]
+    cv = samples.config.cca
     out = []
     for li, spec in enumerate(tqdm(samples.layers, desc=desc, disable=not progress, leave=False)):
         x, y = view(li)
         many = isinstance(x, list)
         xs = [np.asarray(a, np.float64) for a in x] if many else np.asarray(x, np.float64)
         ys = [np.asarray(a, np.float64) for a in y] if many else np.asarray(y, np.float64)
-        res = cca.layer_score(xs, ys, labels=labels, seed=samples.seed, num_parts=int(cfg["num_parts"]),
-                              num_pairs=int(cfg["num_pairs"]), device=device)
+        res = cca.layer_score(xs, ys, labels=labels, seed=samples.seed, num_parts=cv.num_parts,
+                              num_pairs=cv.num_pairs, device=device)
         out.append({"layer": spec.index, "name": spec.name, "stride": spec.stride,
                     "score": float(res["score"]), "score_std": float(res["score_std"]), "splits": res["splits"],
                     "n_samples": int(len(x[0]) if many else len(x)), "n_sample_sets": len(x) if many else 1})
     return out
 
 
-def labels_in_every_part(labels: Sequence[str], cfg: dict[str, Any]) -> tuple[list[int], list[str]]:
-    """Rows whose label has at least `cca.num_parts` segments, and the labels dropped.
+def labels_in_every_part(labels: Sequence[str], need: int) -> tuple[list[int], list[str]]:
+    """Rows whose label has at least `need` (`cca.num_parts`) segments, and the labels dropped.
 
     The stratified parts deal each label round-robin, so only such labels reach every part;
     a part missing a class makes its one-hot covariance singular and its score undefined.
     """
-    need = int(cfg["cca"]["num_parts"])
     counts = Counter(labels)
     rare = sorted(k for k, c in counts.items() if c < need)
     return [i for i, w in enumerate(labels) if counts[w] >= need], rare
 
 
-def maybe_shuffled(labels: list[str], cfg: dict[str, Any], seed: int) -> list[str]:
+def maybe_shuffled(labels: list[str], shuffle: bool, seed: int) -> list[str]:
     """The labels, or (control run, `shuffle_labels: true`) a seeded permutation of them.
 
     The shuffled control keeps the label distribution and the layer's rows but breaks their
     pairing: the score a layer gets there is what chance alone gives at this sample size.
     """
-    if not cfg["shuffle_labels"]:
+    if not shuffle:
         return labels
     order = np.random.default_rng([seed, 99]).permutation(len(labels))
     return [labels[i] for i in order]
@@ -325,13 +325,13 @@ class LabelCCA(Property):
         from bench import views
 
         seg = samples.segments(self.tier)
-        cfg, seed = samples.cfg, samples.seed
+        cfg, seed = samples.config, samples.seed
         sets, skipped, rare = [], 0, set()  # per sample set: (per-layer rows, one-hot view, labels)
         for r, subset in enumerate(seg.sets):
             xs, labels, n_skipped = seg.gatherer.result(subset)
-            keep, dropped = labels_in_every_part(labels, cfg)
+            keep, dropped = labels_in_every_part(labels, cfg.cca.num_parts)
             skipped, rare = max(skipped, n_skipped), rare | set(dropped)
-            labels = maybe_shuffled([labels[i] for i in keep], cfg, seed + r)
+            labels = maybe_shuffled([labels[i] for i in keep], cfg.shuffle_labels, seed + r)
             sets.append(([x[keep] for x in xs], views.one_hot(labels)[0], labels))
         per_layer = cca_layers(lambda li: ([st[0][li] for st in sets], [st[1] for st in sets]),
                                [st[2] for st in sets], samples, f"{name} layers", progress, device)
@@ -368,19 +368,19 @@ class WordVectors(Property):
     def score(self, name, samples, progress, device):
         from bench.embeddings import read_word_vectors
 
-        cfg, seed = samples.cfg, samples.seed
-        path = self.file(cfg)
+        cfg, seed = samples.config, samples.seed
+        path = self.file(samples.cfg)
         seg = samples.segments("word")
         xs, labels, skipped = seg.gatherer.result(seg.sets[0])
         vectors = read_word_vectors(path, words=set(labels))
         keep = [i for i, w in enumerate(labels) if w in vectors]
-        sub, rare = labels_in_every_part([labels[i] for i in keep], cfg)
+        sub, rare = labels_in_every_part([labels[i] for i in keep], cfg.cca.num_parts)
         keep = [keep[i] for i in sub]
         missing = sorted(set(labels) - set(vectors))
         if len({labels[i] for i in keep}) < 2:
             raise ValueError(f"property {name!r}: only {len({labels[i] for i in keep})} of the {len(set(labels))} "
                              f"sampled words are in {path}")
-        kept_labels = maybe_shuffled([labels[i] for i in keep], cfg, seed)
+        kept_labels = maybe_shuffled([labels[i] for i in keep], cfg.shuffle_labels, seed)
         raw = np.stack([vectors[w] for w in kept_labels])
         y = full_rank_word_view(raw, len(set(kept_labels)))
         per_layer = cca_layers(lambda li: (xs[li][keep], y), kept_labels, samples, f"{name} layers", progress, device)
@@ -408,20 +408,20 @@ class ClusterMI(Property):
     def score(self, name, samples, progress, device):
         from bench.mi import cluster_mi
 
-        mi, seed = samples.cfg["mi"], samples.seed
+        mi, seed = samples.config.mi, samples.seed
         x_tr, _, skipped_tr = samples.train_segments(self.tier).gatherer.result()
         seg = samples.segments(self.tier)
         x_ev, labels_ev, skipped_ev = seg.gatherer.result(seg.sets[0])
-        labels_ev = maybe_shuffled(labels_ev, samples.cfg, seed)
+        labels_ev = maybe_shuffled(labels_ev, samples.config.shuffle_labels, seed)
         per_layer = []
         for li, spec in enumerate(tqdm(samples.layers, desc=f"{name} layers", disable=not progress, leave=False)):
-            r = cluster_mi(x_tr[li], x_ev[li], labels_ev, k=int(mi[f"k_{self.tier}"]), seed=seed,
-                           min_per_cluster=int(mi["min_per_cluster"]), batch_size=int(mi["batch_size"]),
-                           max_iter=int(mi["max_iter"]), n_init=int(mi["n_init"]))
+            r = cluster_mi(x_tr[li], x_ev[li], labels_ev, k=mi.k_phone if self.tier == "phone" else mi.k_word,
+                           seed=seed, min_per_cluster=mi.min_per_cluster, batch_size=mi.batch_size,
+                           max_iter=mi.max_iter, n_init=mi.n_init)
             per_layer.append({"layer": spec.index, "name": spec.name, "stride": spec.stride, "score": r.score,
                               "splits": [r.as_dict()], "n_samples": r.n_eval})
         return per_layer, {"n_train": len(x_tr[0]) if x_tr else 0, "n_eval": len(labels_ev),
-                           "n_skipped_no_frames": skipped_tr + skipped_ev, "train_split": mi["train_split"]}
+                           "n_skipped_no_frames": skipped_tr + skipped_ev, "train_split": mi.train_split}
 
 
 # --------------------------------------------------------------------------- the registry

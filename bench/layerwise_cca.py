@@ -13,7 +13,6 @@ the registry of property names); this module owns the config, the plan, the pass
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Sequence
@@ -21,28 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import cca_properties as registry
-from bench.config import CONFIG_DIR, load_preset_config, merge
+from bench.cca_config import CCAConfig, load_config
 from bench.data.manifest import Corpus
 from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, write_result
 from bench.types import Upstream
-
-CONFIG_FILE = CONFIG_DIR / "cca.yaml"
-
-
-# --------------------------------------------------------------------------- config
-
-
-def load_config(preset: str = "default", overrides: dict[str, Any] | None = None,
-                properties: Sequence[str] = ()) -> dict[str, Any]:
-    """`default` of configs/cca.yaml, then the named preset, the sections of their own that
-    `properties` bring (user properties), then the overrides (unknown keys are errors)."""
-    cfg = load_preset_config(CONFIG_FILE, preset, None, "CCA")
-    for prop in properties:
-        for section, values in registry.get(prop).defaults.items():
-            cfg.setdefault(section, copy.deepcopy(values))
-    if overrides:
-        cfg = merge(cfg, overrides, "CCA overrides")
-    return cfg
 
 
 def _corpus_root(corpus: str | os.PathLike | Corpus) -> Path:
@@ -136,12 +117,13 @@ def run_cca(
     if todo:
         props = [t[0] for t in todo]
         cfg = load_config(preset, overrides, props)
+        typed = CCAConfig.of(cfg)
         if isinstance(corpus, Corpus):
             corp = corpus
         else:
             from bench.data import open_corpus
 
-            corp = open_corpus(corpus, cfg["corpus_kind"])
+            corp = open_corpus(corpus, typed.corpus_kind)
         dev = pick_device(device)
         up = _load_upstream(upstream)
         up = up.to(dev) or up
@@ -149,9 +131,9 @@ def run_cca(
         reads = {prop: registry.get(prop).prepare(samples) for prop in props}
         utts = samples.utterances()
         t_pass = time.perf_counter()
-        b = cfg["batch"]
-        for idx, out, waves in forward_batches(up, [u for _, u in utts], dev, max_seconds=float(b["max_seconds"]),
-                                               max_size=int(b["max_size"]), bf16=bool(b["bf16"]), audio=True,
+        b = typed.batch
+        for idx, out, waves in forward_batches(up, [u for _, u in utts], dev, max_seconds=b.max_seconds,
+                                               max_size=b.max_size, bf16=b.bf16, audio=True,
                                                desc=f"cca pass {_spec(upstream)}" if progress else False):
             for j, i in enumerate(idx):
                 key, utt = utts[i]

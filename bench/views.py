@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,8 +30,10 @@ MEL_HOP = 160  # 10 ms at 16 kHz
 class MelRecipe:
     """The paper's CCA-mel features (the reference code's feature extraction).
 
-    Before the mel: the wave is scaled to a peak of 0.999 and pre-emphasised with 0.97, as
-    the reference does; dB is librosa's `amplitude_to_db(S, ref=1.0, top_db=80)`.
+    Its defaults are the one home of the recipe's values: configs/cca.yaml's `mel` section
+    takes them from here (and may override any, e.g. `--set mel.n_mels=40`). Before the mel:
+    the wave is scaled to a peak of 0.999 and pre-emphasised with 0.97, as the reference does;
+    dB is librosa's `amplitude_to_db(S, ref=1.0, top_db=80)`.
     """
 
     n_mels: int = 80
@@ -40,15 +42,8 @@ class MelRecipe:
     hop_length: int = MEL_HOP
     f_min: float = 50.0
     top_db: float = 80.0
-    peak_normalize: bool = True
-    preemphasis: float = 0.97
-
-    @classmethod
-    def from_config(cls, section: dict) -> "MelRecipe":
-        """The recipe's fields from a `mel` config section (other keys ignored), cast to the field types."""
-        defaults = cls()
-        return cls(**{f.name: type(getattr(defaults, f.name))(section[f.name])
-                      for f in fields(cls) if f.name in section})
+    peak_normalize: bool = True  # scale each wave to a peak of 0.999 first (reference code)
+    preemphasis: float = 0.97  # then pre-emphasis (reference code); 0 turns it off
 
 
 class LogMel:

@@ -85,3 +85,21 @@ def test_checked_hook_and_lists_of_sections():
         schema.load_list(Entry, [{"spek": "x", "name": "x"}], "zoo.yaml", "upstream", label="name")
     with pytest.raises(ConfigError, match="zoo.yaml: upstream spec 'a' appears twice"):
         schema.no_repeats(["a", "b", "a"], "zoo.yaml", "upstream spec")
+
+
+def test_cca_config_is_typed_and_the_mel_recipe_has_one_home():
+    from bench.cca_config import CONFIG_FILE, CCAConfig, load_config
+    from bench.views import MelRecipe
+
+    typed = CCAConfig.of(load_config("quick", {"mel": {"n_mels": 40}, "mi": {"train_per_word": [5, 9]}}))
+    assert isinstance(typed.mel, MelRecipe)  # the section is the recipe LogMel takes
+    assert (typed.mel.n_mels, typed.mel.f_min, typed.mel.num_utterances) == (40, MelRecipe().f_min, 60)
+    assert typed.mi.train_per_word == (5, 9) and typed.cca.num_parts == 5
+    with pytest.raises(ConfigError) as e:
+        load_config("quick", {"cca": {"num_parts": "ten"}})
+    for part in (str(CONFIG_FILE), "preset 'quick'", "cca.num_parts must be an integer >= 2, got 'ten'"):
+        assert part in str(e.value), str(e.value)
+    with pytest.raises(ConfigError, match="mel.hop_length must be 160"):
+        load_config("default", {"mel": {"hop_length": 80}})
+    with pytest.raises(ConfigError, match=r"unknown key 'n_mel' in CCA overrides.mel \(did you mean 'n_mels'"):
+        load_config("default", {"mel": {"n_mel": 40}})
