@@ -64,7 +64,7 @@ PRESETS = {
     "task:pr:superb": "5665fdc5b2475ff4",
     "task:pr:quick": "34e8fd381ebb7d97",
     "task:asr:superb": "1e4b0d7904417118",
-    "task:asr:quick": "b682396b9849c4e0",
+    "task:asr:quick": "8f7292f0db7a9098",
     "task:ic:superb": "6a46d982b775f91d",
     "task:ic:quick": "3a6bcb8a3f671886",
     "task:slurp_scenario:superb": "6a46d982b775f91d",
