@@ -22,35 +22,100 @@ import os
 import time
 from collections import Counter
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from bench import schema
 from bench.config import CONFIG_DIR, ConfigError, load_preset_config
 from bench.data.manifest import Corpus, Utterance
 from bench.types import SAMPLE_RATE, LayerSpec
 
 CONFIG_FILE = CONFIG_DIR / "clusters.yaml"
-VIEWS = ("pca", "tsne", "umap")
-UNITS = ("segment", "frame")
-LABELS = ("phone", "word")
+View = Literal["pca", "tsne", "umap"]
+VIEWS = typing.get_args(View)
+
+
+@dataclass(frozen=True)
+class FrameSection:
+    step: int | None = field(metadata={"ge": 1})  # samples between time points; None: the coarsest layer's stride
+    max_points: int = field(metadata={"ge": 2})
+
+
+@dataclass(frozen=True)
+class SegmentSection:
+    per_label: int = field(metadata={"ge": 1})
+    middle_third: bool
+
+
+@dataclass(frozen=True)
+class WordSection:
+    num_words: int = field(metadata={"ge": 2})
+    min_count: int = field(metadata={"ge": 1})
+
+
+@dataclass(frozen=True)
+class KMeansSection:
+    k: int | None = field(metadata={"ge": 2})  # None: number of labels + 1
+    n_init: int = field(metadata={"ge": 1})
+    max_iter: int = field(metadata={"ge": 1})
+
+
+@dataclass(frozen=True)
+class TSNESection:
+    perplexity: float = field(metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
+class UMAPSection:
+    n_neighbors: int = field(metadata={"ge": 2})
+    min_dist: float = field(metadata={"ge": 0})
+
+
+@dataclass(frozen=True)
+class BatchSection:
+    max_seconds: float = field(metadata={"gt": 0})
+    max_size: int = field(metadata={"ge": 1})
+
+
+@dataclass(frozen=True)
+class ClustersConfig:
+    """configs/clusters.yaml (its comments say what each value means)."""
+
+    corpus_kind: str
+    split: str
+    unit: Literal["segment", "frame"]
+    labels: Literal["phone", "word"]
+    num_utterances: int = field(metadata={"ge": 1})
+    frame: FrameSection
+    segment: SegmentSection
+    word: WordSection
+    kmeans: KMeansSection
+    views: list[View]
+    tsne: TSNESection
+    umap: UMAPSection
+    batch: BatchSection
+
+    def checked(self, loc: str) -> "ClustersConfig":
+        if self.unit == "frame" and self.labels != "phone":
+            raise ConfigError(f"{loc}: unit 'frame' labels time points by phone; use labels=phone (or unit=segment)")
+        return self
 
 
 def load_config(preset: str = "default", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`default` of configs/clusters.yaml, the preset, then overrides; values are validated."""
+    """`default` of configs/clusters.yaml, the preset, then overrides: the mapping results are
+    hashed on, checked by type (`ClustersConfig`; errors name the file, key and value)."""
     cfg = load_preset_config(CONFIG_FILE, preset, overrides, "clusters")
-    for key, allowed in (("unit", UNITS), ("labels", LABELS)):
-        if cfg[key] not in allowed:
-            raise ConfigError(f"clusters {key} {cfg[key]!r} is not one of: {', '.join(allowed)}")
-    bad = [v for v in cfg["views"] if v not in VIEWS]
-    if bad:
-        raise ConfigError(f"clusters views {bad} unknown; choose from: {', '.join(VIEWS)}")
-    if cfg["unit"] == "frame" and cfg["labels"] != "phone":
-        raise ConfigError("clusters unit 'frame' labels time points by phone; use labels=phone (or unit=segment)")
+    typed_config(cfg, f"clusters config ({CONFIG_FILE} preset {preset!r}{' with overrides' if overrides else ''})")
     return cfg
+
+
+def typed_config(cfg: dict[str, Any], where: str = "clusters config") -> ClustersConfig:
+    return schema.load(ClustersConfig, cfg, where)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -101,7 +166,7 @@ def spherical_kmeans(x: np.ndarray, k: int, seed: int, n_init: int, max_iter: in
     return best
 
 
-def project(x: np.ndarray, method: str, seed: int, cfg: dict[str, Any]) -> np.ndarray:
+def project(x: np.ndarray, method: str, seed: int, cfg: ClustersConfig) -> np.ndarray:
     """[n, 2] coordinates of a 2-D view: PCA, t-SNE (scikit-learn) or UMAP (umap-learn)."""
     x = np.asarray(x, np.float64)
     if method == "pca":
@@ -111,13 +176,13 @@ def project(x: np.ndarray, method: str, seed: int, cfg: dict[str, Any]) -> np.nd
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        perplexity = min(float(cfg["tsne"]["perplexity"]), (len(x) - 1) / 3)
+        perplexity = min(cfg.tsne.perplexity, (len(x) - 1) / 3)
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
     if method == "umap":
         import umap
 
-        n_neighbors = min(int(cfg["umap"]["n_neighbors"]), len(x) - 1)
-        return umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=float(cfg["umap"]["min_dist"]),
+        n_neighbors = min(cfg.umap.n_neighbors, len(x) - 1)
+        return umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=cfg.umap.min_dist,
                          random_state=seed, n_jobs=1).fit_transform(x)
     raise ConfigError(f"unknown 2-D view {method!r}; choose from: {', '.join(VIEWS)}")
 
@@ -234,19 +299,19 @@ def _sample_utterances(corpus: Corpus, split: str, n: int, seed: int) -> dict[Ha
     return {k: utts[k] for k in keys}
 
 
-def _segment_samples(utts: dict[Hashable, Utterance], cfg: dict[str, Any], seed: int):
+def _segment_samples(utts: dict[Hashable, Utterance], cfg: ClustersConfig, seed: int):
     from bench import views
     from bench.data.arpabet import normalize_phone
 
-    if cfg["labels"] == "phone":
+    if cfg.labels == "phone":
         pool = views.phone_pool(utts, normalize_phone)
         labels = sorted(pool)
     else:
         pool = views.word_pool(utts)
-        labels = views.frequent_labels(pool, int(cfg["word"]["num_words"]), int(cfg["word"]["min_count"]))
+        labels = views.frequent_labels(pool, cfg.word.num_words, cfg.word.min_count)
     if len(labels) < 2:
-        raise ValueError(f"the sampled utterances have {len(labels)} {cfg['labels']} label(s); clusters need 2")
-    return views.sample_segments(pool, labels, int(cfg["segment"]["per_label"]), [seed, 1])
+        raise ValueError(f"the sampled utterances have {len(labels)} {cfg.labels} label(s); clusters need 2")
+    return views.sample_segments(pool, labels, cfg.segment.per_label, [seed, 1])
 
 
 # --------------------------------------------------------------------------- run
@@ -263,7 +328,7 @@ class Model:
     revision: str | None = None
 
 
-def _gather(upstreams: Sequence, layer_sel, cfg: dict[str, Any], utts, seed: int, device, progress: bool):
+def _gather(upstreams: Sequence, layer_sel, cfg: ClustersConfig, utts, seed: int, device, progress: bool):
     """Load each upstream, run it once over the sampled utterances; returns (models, labels, samples)."""
     import upstreams as upstream_registry
     from bench import views
@@ -280,21 +345,21 @@ def _gather(upstreams: Sequence, layer_sel, cfg: dict[str, Any], utts, seed: int
         if set(layer_sel) - have or not all(chosen):
             raise ConfigError(f"layers {layer_sel}: every index must exist in some upstream and every upstream "
                               f"needs one; they have {[[s.index for s in up.layers] for up in loaded]}")
-    if cfg["unit"] == "frame":
-        step = cfg["frame"]["step"] or max(s.stride for layers in chosen for s in layers)
-        samples = sample_points(utts, int(step), int(cfg["frame"]["max_points"]), seed)
+    if cfg.unit == "frame":
+        step = cfg.frame.step or max(s.stride for layers in chosen for s in layers)
+        samples = sample_points(utts, step, cfg.frame.max_points, seed)
     else:
         step = None
         samples = _segment_samples(utts, cfg, seed)
     gatherers = []
     for up, layers in zip(loaded, chosen):
-        g = (PointGatherer(samples, layers) if cfg["unit"] == "frame"
-             else views.SegmentGatherer(samples, layers, bool(cfg["segment"]["middle_third"])))
+        g = (PointGatherer(samples, layers) if cfg.unit == "frame"
+             else views.SegmentGatherer(samples, layers, cfg.segment.middle_third))
         keys = sorted(g.keys, key=str)
         pos = [up.layers.index(s) for s in layers]
-        b = cfg["batch"]
-        for idx, out in forward_batches(up, [utts[k] for k in keys], device, max_seconds=float(b["max_seconds"]),
-                                        max_size=int(b["max_size"]), desc=f"clusters {up.spec}" if progress else False):
+        b = cfg.batch
+        for idx, out in forward_batches(up, [utts[k] for k in keys], device, max_seconds=b.max_seconds,
+                                        max_size=b.max_size, desc=f"clusters {up.spec}" if progress else False):
             for j, i in enumerate(idx):
                 g.add(keys[i], [out.hidden[p][j] for p in pos], [int(out.lengths[p][j]) for p in pos])
         gatherers.append(g)
@@ -319,12 +384,11 @@ def _own(selection, up):
     return [i for i in selection if i in {s.index for s in up.layers}]
 
 
-def analyse_layer(x: np.ndarray, labels: Sequence[str], k: int, cfg: dict[str, Any], seed: int
+def analyse_layer(x: np.ndarray, labels: Sequence[str], k: int, cfg: ClustersConfig, seed: int
                   ) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
     """One layer: full-vector k-means / spherical k-means scores, cluster table, and each view's
     check. Returns (entry, full-vector k-means ids, view coordinates)."""
-    km = cfg["kmeans"]
-    n_init, max_iter = int(km["n_init"]), int(km["max_iter"])
+    n_init, max_iter = cfg.kmeans.n_init, cfg.kmeans.max_iter
     x = np.asarray(x, np.float64)
     full = kmeans(x, k, seed, n_init, max_iter)
     sph = spherical_kmeans(x, k, seed, n_init, max_iter)
@@ -334,7 +398,7 @@ def analyse_layer(x: np.ndarray, labels: Sequence[str], k: int, cfg: dict[str, A
         "views": {},
     }
     coords = {}
-    for view in cfg["views"]:
+    for view in cfg.views:
         xy = project(x, view, seed, cfg)
         flat = kmeans(xy, k, seed, n_init, max_iter)
         coords[view] = xy
@@ -395,7 +459,8 @@ def run_clusters(
     from bench.probe import normalize_layers
     from bench.results import config_hash, is_done, read_result, slug, write_result
 
-    cfg = load_config(preset, overrides)
+    raw = load_config(preset, overrides)
+    cfg = typed_config(raw)
     layer_sel = normalize_layers(layers)
     import upstreams as upstream_registry
 
@@ -404,21 +469,21 @@ def run_clusters(
         raise ConfigError(f"{len(labels)} label(s) for {len(specs)} upstream(s)")
     root = Path(corpus.root if isinstance(corpus, Corpus) else corpus).resolve()
     config = {"kind": "clusters", "upstreams": specs, "layers": layer_sel, "pairs": pairs, "corpus": str(root),
-              "seed": seed, **{k: cfg[k] for k in cfg if k != "batch"}}
+              "seed": seed, **{k: raw[k] for k in raw if k != "batch"}}
     chash = config_hash(config)
     stem = slug(name or "__".join(specs))
     path = Path(out_dir) / "clusters" / f"{stem}.json"
     if not force and is_done(path, chash):
         return path, read_result(path)
     t0 = time.perf_counter()
-    corp = corpus if isinstance(corpus, Corpus) else open_corpus(corpus, cfg["corpus_kind"])
+    corp = corpus if isinstance(corpus, Corpus) else open_corpus(corpus, cfg.corpus_kind)
     dev = pick_device(device)
-    utts = _sample_utterances(corp, cfg["split"], int(cfg["num_utterances"]), seed)
+    utts = _sample_utterances(corp, cfg.split, cfg.num_utterances, seed)
     models, y, counts = _gather(upstreams, layer_sel, cfg, utts, seed, dev, progress)
     for m, lab in zip(models, labels or specs):
         m.label = lab
     n_labels = len(set(y))
-    k = int(cfg["kmeans"]["k"] or n_labels + 1)
+    k = cfg.kmeans.k or n_labels + 1
     if len(y) <= k:
         raise ValueError(f"{len(y)} labelled samples for k = {k} clusters; sample more utterances or lower kmeans.k")
     entries, ids, coords = [], {}, {}
@@ -442,8 +507,8 @@ def run_clusters(
     result = {
         "kind": "clusters",
         "upstreams": [{"spec": m.spec, "label": m.label, "revision": m.revision} for m in models],
-        "unit": cfg["unit"],
-        "label_tier": cfg["labels"],
+        "unit": cfg.unit,
+        "label_tier": cfg.labels,
         "k": k,
         "n_labels": n_labels,
         "n_samples": len(y),

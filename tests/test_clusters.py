@@ -62,10 +62,15 @@ def test_time_points_take_the_phone_under_them(tmp_path):
 
 
 def test_config_errors_name_the_value():
-    with pytest.raises(ConfigError, match="unit 'frames'"):
+    with pytest.raises(ConfigError, match=r"clusters.yaml preset 'default' with overrides\): unit must be one of "
+                                          r"segment, frame, got 'frames'"):
         cl.load_config("default", {"unit": "frames"})
-    with pytest.raises(ConfigError, match=r"views \['tsnee'\]"):
+    with pytest.raises(ConfigError, match=r"views\[0\] must be one of pca, tsne, umap, got 'tsnee' \(did you mean 'tsne'"):
         cl.load_config("default", {"views": ["tsnee"]})
+    with pytest.raises(ConfigError, match=r"kmeans.n_init must be an integer >= 1, got 0"):
+        cl.load_config("default", {"kmeans": {"n_init": 0}})
+    with pytest.raises(ConfigError, match="unit 'frame' labels time points by phone"):
+        cl.load_config("default", {"unit": "frame", "labels": "word"})
     with pytest.raises(ConfigError, match="unknown key 'kmean'"):
         cl.load_config("quick", {"kmean": {"k": 3}})
 
