@@ -16,16 +16,10 @@ from typing import Any
 
 from bench import schema
 from bench.config import CONFIG_DIR, ConfigError, load_preset_config, merge
+from bench.extract import PassBatches
 from bench.views import MEL_HOP, MelRecipe
 
 CONFIG_FILE = CONFIG_DIR / "cca.yaml"
-
-
-@dataclass(frozen=True)
-class BatchSection:
-    max_seconds: float = field(metadata={"gt": 0})  # padded audio seconds per forward
-    max_size: int = field(metadata={"ge": 1})
-    bf16: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,11 +73,12 @@ class MISection:
 
 @dataclass(frozen=True)
 class CCAConfig:
-    """The built-in sections of configs/cca.yaml (its comments say what each value means)."""
+    """The built-in sections of configs/cca.yaml, whose comments say what each value means (the
+    sections user properties bring are theirs to read from the mapping)."""
 
     corpus_kind: str
     split: str
-    batch: BatchSection
+    batch: PassBatches
     mel: MelSection
     phone: PhoneSection
     word: WordSection

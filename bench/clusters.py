@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import time
+import typing
 from collections import Counter
 from collections.abc import Hashable, Sequence
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from bench import schema
 from bench.config import CONFIG_DIR, ConfigError, load_preset_config
 from bench.data.manifest import Corpus, Utterance
+from bench.extract import PassBatches
 from bench.types import SAMPLE_RATE, LayerSpec
 
 CONFIG_FILE = CONFIG_DIR / "clusters.yaml"
@@ -77,14 +78,9 @@ class UMAPSection:
 
 
 @dataclass(frozen=True)
-class BatchSection:
-    max_seconds: float = field(metadata={"gt": 0})
-    max_size: int = field(metadata={"ge": 1})
-
-
-@dataclass(frozen=True)
 class ClustersConfig:
-    """configs/clusters.yaml (its comments say what each value means)."""
+    """configs/clusters.yaml, whose comments say what each value means; `checked` adds the one
+    rule between keys (time points are labelled by phone)."""
 
     corpus_kind: str
     split: str
@@ -98,7 +94,7 @@ class ClustersConfig:
     views: list[View]
     tsne: TSNESection
     umap: UMAPSection
-    batch: BatchSection
+    batch: PassBatches
 
     def checked(self, loc: str) -> "ClustersConfig":
         if self.unit == "frame" and self.labels != "phone":

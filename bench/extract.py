@@ -17,6 +17,7 @@ import os
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -151,6 +152,15 @@ def forward(
         hidden=[h.float() for h in out.hidden],
         lengths=[n.to(device) for n in out.lengths],
     )
+
+
+@dataclass(frozen=True)
+class PassBatches:
+    """How `forward_batches` packs an upstream pass (a config's `batch` / `extract` section)."""
+
+    max_seconds: float = field(metadata={"gt": 0})  # padded audio seconds per forward
+    max_size: int = field(metadata={"ge": 1})  # utterances per forward
+    bf16: bool = False  # autocast the upstream to bf16 (CUDA)
 
 
 def forward_batches(
