@@ -34,6 +34,7 @@ from bench import schema
 from bench.config import CONFIG_DIR, ConfigError, load_preset_config
 from bench.data.manifest import Corpus, Utterance
 from bench.extract import PassBatches
+from bench.records import ClustersResult
 from bench.types import SAMPLE_RATE, LayerSpec
 
 CONFIG_FILE = CONFIG_DIR / "clusters.yaml"
@@ -447,13 +448,13 @@ def run_clusters(
     device: str = "auto",
     force: bool = False,
     progress: bool = True,
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, ClustersResult]:
     """Analyse the chosen layers of every upstream on one shared sample; write
     `<out>/clusters/<name>.json` plus plots under `<out>/clusters/<name>/`. Returns (path, result)."""
     from bench.data import open_corpus
     from bench.extract import pick_device
     from bench.probe import normalize_layers
-    from bench.results import config_hash, is_done, read_result, slug, write_result
+    from bench.results import config_hash, is_done, read_record, slug, write_record
 
     raw = load_config(preset, overrides)
     cfg = typed_config(raw)
@@ -470,7 +471,7 @@ def run_clusters(
     stem = slug(name or "__".join(specs))
     path = Path(out_dir) / "clusters" / f"{stem}.json"
     if not force and is_done(path, chash):
-        return path, read_result(path)
+        return path, read_record(path, ClustersResult)
     t0 = time.perf_counter()
     corp = corpus if isinstance(corpus, Corpus) else open_corpus(corpus, cfg.corpus_kind)
     dev = pick_device(device)
@@ -500,24 +501,12 @@ def run_clusters(
 
     plot_dir = path.parent / stem
     plots = plot_run(entries, coords, y, models, plot_dir)
-    result = {
-        "kind": "clusters",
-        "upstreams": [{"spec": m.spec, "label": m.label, "revision": m.revision} for m in models],
-        "unit": cfg.unit,
-        "label_tier": cfg.labels,
-        "k": k,
-        "n_labels": n_labels,
-        "n_samples": len(y),
-        "label_counts": dict(sorted(Counter(y).items())),
-        "sampling": {"n_utterances": len(utts), **counts},
-        "per_layer": entries,
-        "pairs": compared,
-        "plots": {k_: str(p.relative_to(path.parent)) for k_, p in plots.items()},
-        "config": config,
-        "config_hash": chash,
-        "seed": seed,
-        "device": str(dev),
-        "timings": {"total_s": round(time.perf_counter() - t0, 3)},
-    }
-    write_result(path, result)
-    return path, read_result(path)
+    result = ClustersResult(
+        upstreams=[{"spec": m.spec, "label": m.label, "revision": m.revision} for m in models], unit=cfg.unit,
+        label_tier=cfg.labels, k=k, n_labels=n_labels, n_samples=len(y),
+        label_counts=dict(sorted(Counter(y).items())), sampling={"n_utterances": len(utts), **counts},
+        per_layer=entries, pairs=compared, plots={k_: str(p.relative_to(path.parent)) for k_, p in plots.items()},
+        config=config, config_hash=chash, seed=seed, device=str(dev),
+        timings={"total_s": round(time.perf_counter() - t0, 3)})
+    write_record(path, result)
+    return path, read_record(path, ClustersResult)

@@ -40,106 +40,24 @@ from scipy import stats
 import tasks
 from bench import cca_properties
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
+from bench import records
+from bench.records import CCAResult, FailureRecord, ProbeResult, Result, finite
 from bench.results import write_json_atomic
 
 DEFAULT_CONFIG = CONFIG_DIR / "compare.yaml"
-ERROR_METRICS = frozenset({"per", "wer", "cer"})
-DIVERGED = "diverged"
 MIN_RANKED_LAYERS = 3
 
 
 # ----------------------------------------------------------------------------- parsing
 
 
-def finite(value: Any) -> float | None:
-    """A finite float, or None for null / NaN / inf / non-numbers (diverged heads write NaN)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-@dataclass(frozen=True)
-class LayerScore:
-    """One probed layer's raw metric (in the task's own direction) and flags."""
-
-    layer: int
-    name: str
-    dev: float | None
-    test: float | None
-    flags: tuple[str, ...] = ()
-
-    @property
-    def diverged(self) -> bool:
-        return DIVERGED in self.flags
-
-
-@dataclass
-class ProbeRecord:
-    """A probe result file (upstream x task), parsed and checked."""
-
-    upstream: str
-    label: str | None
-    task: str
-    metric: str
-    higher_is_better: bool
-    layers: list[LayerScore]
-    ws_dev: float | None
-    ws_test: float | None
-    ws_weights: dict[int, float]
-    ws_flags: tuple[str, ...]
-    path: str
-    seed: Any = None
-
-    def to_higher(self, raw: float | None) -> float | None:
-        """Raw metric -> higher-is-better score (error rate e -> 100 - e)."""
-        if raw is None:
-            return None
-        return raw if self.higher_is_better else 100.0 - raw
-
-    def to_native(self, score: float | None) -> float | None:
-        """Inverse of `to_higher`: back to the metric as the task reports it."""
-        return self.to_higher(score)
-
-    def scores(self, split: str) -> dict[int, float]:
-        """Higher-is-better scores per layer on `split`, diverged / non-finite layers left out."""
-        out: dict[int, float] = {}
-        for ls in self.layers:
-            raw = ls.dev if split == "dev" else ls.test
-            if ls.diverged or raw is None:
-                continue
-            out[ls.layer] = self.to_higher(raw)
-        return out
-
-    @property
-    def ws_score(self) -> float | None:
-        """Weighted-sum test score, higher is better; None when it diverged."""
-        return None if DIVERGED in self.ws_flags else self.to_higher(self.ws_test)
-
-
-@dataclass
-class CCARecord:
-    """A CCA (or MI) result file (upstream x property)."""
-
-    upstream: str
-    label: str | None
-    property: str
-    scores: dict[int, float]
-    names: dict[int, str]
-    path: str
-    seed: Any = None
-
-
 @dataclass
 class ResultSet:
     """All result files of a run, indexed by unit; failures kept for the report."""
 
-    probes: dict[tuple[str, str], ProbeRecord] = field(default_factory=dict)
-    ccas: dict[tuple[str, str], CCARecord] = field(default_factory=dict)
-    failures: list[dict[str, Any]] = field(default_factory=list)
+    probes: dict[tuple[str, str], ProbeResult] = field(default_factory=dict)
+    ccas: dict[tuple[str, str], CCAResult] = field(default_factory=dict)
+    failures: list[FailureRecord] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
 
     def display(self, upstream: str) -> str:
@@ -159,120 +77,39 @@ class ResultSet:
         return sorted({p for _, p in self.ccas}, key=cca_properties.sort_key)
 
 
-def _require(d: dict[str, Any], key: str, where: str) -> Any:
-    if key not in d:
-        raise ValueError(f"result file {where} lacks field {key!r}")
-    return d[key]
-
-
-def _layer_index(entry: Any, where: str) -> int:
-    if not isinstance(entry, dict) or "layer" not in entry:
-        raise ValueError(f"result file {where}: every per_layer entry needs a 'layer' index, got {entry!r}")
-    try:
-        return int(entry["layer"])
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"result file {where}: layer index {entry['layer']!r} is not an integer") from e
-
-
-def parse_probe(d: dict[str, Any]) -> ProbeRecord:
-    where = d.get("_path", "<in memory>")
-    metric = str(_require(d, "metric", where))
-    hib = d.get("higher_is_better")
-    if hib is None:
-        hib = metric.lower() not in ERROR_METRICS
-    layers = []
-    for entry in _require(d, "per_layer", where):
-        idx = _layer_index(entry, where)
-        layers.append(
-            LayerScore(
-                layer=idx,
-                name=str(entry.get("name", idx)),
-                dev=finite(entry.get("dev")),
-                test=finite(entry.get("test")),
-                flags=tuple(entry.get("flags") or ()),
-            )
-        )
-    layers.sort(key=lambda ls: ls.layer)
-    if len({ls.layer for ls in layers}) != len(layers):
-        raise ValueError(f"result file {where}: per_layer lists a layer index twice")
-    ws = d.get("weighted_sum") or {}
-    w_layers = ws.get("layers") or []
-    w_values = ws.get("weights") or []
-    if len(w_layers) != len(w_values):
-        raise ValueError(
-            f"result file {where}: weighted_sum has {len(w_values)} weights for {len(w_layers)} layers"
-        )
-    weights = {int(l): v for l, v in zip(w_layers, (finite(w) for w in w_values)) if v is not None}
-    return ProbeRecord(
-        upstream=str(_require(d, "upstream", where)),
-        label=d.get("label"),
-        task=str(_require(d, "task", where)),
-        metric=metric,
-        higher_is_better=bool(hib),
-        layers=layers,
-        ws_dev=finite(ws.get("dev")),
-        ws_test=finite(ws.get("test")),
-        ws_weights=weights,
-        ws_flags=tuple(ws.get("flags") or ()),
-        path=where,
-        seed=d.get("seed"),
-    )
-
-
-def parse_cca(d: dict[str, Any]) -> CCARecord:
-    where = d.get("_path", "<in memory>")
-    scores: dict[int, float] = {}
-    names: dict[int, str] = {}
-    for entry in _require(d, "per_layer", where):
-        idx = _layer_index(entry, where)
-        names[idx] = str(entry.get("name", idx))
-        score = finite(entry.get("score"))
-        if score is not None:
-            scores[idx] = score
-    return CCARecord(
-        upstream=str(_require(d, "upstream", where)),
-        label=d.get("label"),
-        property=str(_require(d, "property", where)),
-        scores=dict(sorted(scores.items())),
-        names=dict(sorted(names.items())),
-        path=where,
-        seed=d.get("seed"),
-    )
-
-
-def parse_results(results: Iterable[dict[str, Any]]) -> ResultSet:
-    """Index probe / CCA / failure results; other kinds (e.g. clustering) are ignored.
+def parse_results(results: Iterable[Result | dict[str, Any]]) -> ResultSet:
+    """Index probe / CCA / failure records (dicts are read as records first, `_path` naming
+    where they came from); other kinds (e.g. clustering) are ignored.
 
     Two files for the same unit are an error: picking one silently could mix runs.
     """
     rs = ResultSet()
-    for d in results:
-        kind = d.get("kind")
-        if kind == "failure":
-            rs.failures.append(d)
+    for rec in results:
+        if isinstance(rec, dict):
+            if rec.get("kind") not in ("probe", "cca", "failure"):
+                continue
+            rec = records.from_json(rec, rec.get("_path", records.IN_MEMORY))
+        if isinstance(rec, FailureRecord):
+            rs.failures.append(rec)
             continue
-        if kind == "probe":
-            rec: ProbeRecord | CCARecord = parse_probe(d)
+        if isinstance(rec, ProbeResult):
             key, table = (rec.upstream, rec.task), rs.probes
-        elif kind == "cca":
-            rec = parse_cca(d)
+        elif isinstance(rec, CCAResult):
             key, table = (rec.upstream, rec.property), rs.ccas
         else:
             continue
         if key in table:
             raise ValueError(
-                f"two {kind} results for {key[0]} / {key[1]}: {table[key].path} and {rec.path}; "
+                f"two {rec.kind} results for {key[0]} / {key[1]}: {table[key].path} and {rec.path}; "
                 "point the command at one run's results folder"
             )
         table[key] = rec
         if rec.label and rec.upstream not in rs.labels:
             rs.labels[rec.upstream] = str(rec.label)
     # A failure superseded by a later successful run of the same unit is not a failure any more.
-    rs.failures = [
-        f for f in rs.failures
-        if (f.get("upstream"), f.get("task")) not in rs.probes and (f.get("upstream"), f.get("property")) not in rs.ccas
-    ]
-    rs.failures.sort(key=lambda f: (str(f.get("upstream")), str(f.get("task") or f.get("property"))))
+    rs.failures = [f for f in rs.failures
+                   if (f.upstream, f.task) not in rs.probes and (f.upstream, f.property) not in rs.ccas]
+    rs.failures.sort(key=lambda f: (f.upstream, f.unit))
     return rs
 
 
@@ -357,14 +194,15 @@ def rank_correlation(
     return finite(rho), finite(tau), None
 
 
-def _argmax(scores: dict[int, float]) -> int | None:
+def argmax(scores: dict[int, float]) -> int | None:
     """Layer with the highest score; ties go to the lower layer index."""
     if not scores:
         return None
     return min(scores, key=lambda layer: (-scores[layer], layer))
 
 
-def _ranking(scores: dict[int, float]) -> list[int]:
+def ranking(scores: dict[int, float]) -> list[int]:
+    """Layers by score, best first; ties go to the lower layer index."""
     return sorted(scores, key=lambda layer: (-scores[layer], layer))
 
 
@@ -455,7 +293,7 @@ class Comparison:
     single_vs_ws: SingleVsWeighted
     mapping: dict[str, list[str]]
     top_ks: tuple[int, ...]
-    failures: list[dict[str, Any]]
+    failures: list[FailureRecord]
     notes: list[str]
 
     def pair(self, upstream: str, task: str, prop: str) -> PairComparison:
@@ -589,13 +427,8 @@ def _layers_text(n: int) -> str:
     return {0: "no layer", 1: "one layer"}.get(n, f"{n} layers")
 
 
-def _failure_summary(f: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "upstream": f.get("upstream"),
-        "unit": f.get("task") or f.get("property"),
-        "error": f.get("error"),
-        "path": f.get("_path"),
-    }
+def _failure_summary(f: FailureRecord) -> dict[str, Any]:
+    return {"upstream": f.upstream, "unit": f.unit, "error": f.error, "path": f.path}
 
 
 def _json_clean(obj: Any) -> Any:
@@ -609,22 +442,22 @@ def _json_clean(obj: Any) -> Any:
     return obj
 
 
-def best_probed_layer(probe: ProbeRecord, layers: set[int] | None = None) -> tuple[int | None, dict[int, float], bool]:
+def best_probed_layer(probe: ProbeResult, layers: set[int] | None = None) -> tuple[int | None, dict[int, float], bool]:
     """The best probed layer by dev score (test only when no dev score exists).
 
     Returns (layer, the higher-is-better scores it was chosen on, whether those are test).
     """
     dev = {l: s for l, s in probe.scores("dev").items() if layers is None or l in layers}
     if dev:
-        return _argmax(dev), dev, False
+        return argmax(dev), dev, False
     test = {l: s for l, s in probe.scores("test").items() if layers is None or l in layers}
-    return _argmax(test), test, bool(test)
+    return argmax(test), test, bool(test)
 
 
-def compare_pair(probe: ProbeRecord, cca: CCARecord, top_ks: Sequence[int], primary: bool, display: str) -> PairComparison:
+def compare_pair(probe: ProbeResult, cca: CCAResult, top_ks: Sequence[int], primary: bool, display: str) -> PairComparison:
     """All per-pair numbers; see the module docstring for the protocol."""
     notes: list[str] = []
-    probed = {ls.layer for ls in probe.layers}
+    probed = {ls.layer for ls in probe.per_layer}
     common = sorted(probed & set(cca.names))
     if set(cca.names) != probed:
         notes.append(
@@ -632,7 +465,7 @@ def compare_pair(probe: ProbeRecord, cca: CCARecord, top_ks: Sequence[int], prim
         )
     test = {l: s for l, s in probe.scores("test").items() if l in common}
     cca_scores = {l: s for l, s in cca.scores.items() if l in common}
-    diverged = sorted(ls.layer for ls in probe.layers if ls.diverged and ls.layer in common)
+    diverged = sorted(ls.layer for ls in probe.per_layer if ls.diverged and ls.layer in common)
     if diverged:
         notes.append(f"diverged layer(s) {diverged} left out")
 
@@ -654,22 +487,22 @@ def compare_pair(probe: ProbeRecord, cca: CCARecord, top_ks: Sequence[int], prim
     if on_test:
         notes.append("no dev scores: best layer chosen on test")
     best_test = test.get(best) if best is not None else None
-    ranking = _ranking(cca_scores)
-    rec = ranking[0] if ranking else None
+    order = ranking(cca_scores)
+    rec = order[0] if order else None
     rec_test = test.get(rec) if rec is not None else None
     regret = None if best_test is None or rec_test is None else best_test - rec_test
     if rec is not None and rec_test is None:
         notes.append(f"CCA-recommended layer {rec} has no valid probe score")
-    hits = {k: (best in ranking[:k]) if (best is not None and ranking) else None for k in top_ks}
+    hits = {k: (best in order[:k]) if (best is not None and order) else None for k in top_ks}
 
     guided = []
     total = len(common)
     for k in top_ks:
-        cand = {l: select_on[l] for l in ranking[:k] if l in select_on}
-        g_layer = _argmax(cand)
+        cand = {l: select_on[l] for l in order[:k] if l in select_on}
+        g_layer = argmax(cand)
         g_test = test.get(g_layer) if g_layer is not None else None
         g_regret = None if best_test is None or g_test is None else best_test - g_test
-        probed_n = min(k, len(ranking))
+        probed_n = min(k, len(order))
         guided.append(
             GuidedSearch(k, g_layer, g_test, g_regret, probed_n, total, 1.0 - probed_n / total if total else 0.0)
         )
@@ -689,12 +522,12 @@ def compare_pair(probe: ProbeRecord, cca: CCARecord, top_ks: Sequence[int], prim
         tau_weights=tau_w,
         best_layer=best,
         best_test=best_test,
-        best_layer_by_test=_argmax(test),
+        best_layer_by_test=argmax(test),
         recommended_layer=rec,
         recommended_test=rec_test,
         regret=regret,
         top_k_hit=hits,
-        cca_ranking=ranking,
+        cca_ranking=order,
         weighted_sum_test=ws,
         best_minus_ws=None if ws is None or best_test is None else best_test - ws,
         guided=guided,
@@ -726,13 +559,13 @@ def _aggregate(predictor: str, pairs: list[PairComparison], top_ks: Sequence[int
 
 
 def compare(
-    results: Iterable[dict[str, Any]] | ResultSet,
+    results: Iterable[Result | dict[str, Any]] | ResultSet,
     mapping: dict[str, list[str]] | None = None,
     top_ks: Sequence[int] = (1, 3, 6),
 ) -> Comparison:
     """Relate CCA to probe results for every mapped (upstream, task, property) pair.
 
-    `results` are dicts from bench.results.load_results (or a parsed ResultSet);
+    `results` are records from bench.results.load_results (or a parsed ResultSet);
     `mapping` defaults to configs/compare.yaml's.
     """
     rs = results if isinstance(results, ResultSet) else parse_results(results)
@@ -755,7 +588,7 @@ def compare(
             if cca is None:
                 notes.append(f"{rs.display(up)} / {task}: no CCA-{prop} result")
                 continue
-            if not ({ls.layer for ls in probe.layers} & set(cca.names)):
+            if not ({ls.layer for ls in probe.per_layer} & set(cca.names)):
                 notes.append(f"{rs.display(up)} / {task} / {prop}: probe and CCA share no layer index")
                 continue
             pairs.append(compare_pair(probe, cca, top_ks, primary=(i == 0), display=rs.display(up)))

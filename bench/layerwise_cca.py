@@ -22,7 +22,8 @@ from typing import Any
 from bench import cca_properties as registry
 from bench.cca_config import CCAConfig, load_config
 from bench.data.manifest import Corpus
-from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, write_result
+from bench.records import CCALayer, CCAResult, upstream_info
+from bench.results import UnitOutcome, config_hash, is_done, read_record, result_path, write_record
 from bench.types import Upstream
 
 
@@ -111,7 +112,7 @@ def run_cca(
     todo = []
     for prop, path, config, chash in planned:
         if not force and is_done(path, chash):
-            outcomes[prop] = UnitOutcome(path=path, skipped=True, result=read_result(path))
+            outcomes[prop] = UnitOutcome(path=path, skipped=True, result=read_record(path, CCAResult))
         else:
             todo.append((prop, path, config, chash))
     if todo:
@@ -139,8 +140,7 @@ def run_cca(
                 key, utt = utts[i]
                 samples.feed(key, utt, waves[j], [h[j] for h in out.hidden], [int(n[j]) for n in out.lengths])
         pass_s = time.perf_counter() - t_pass
-        info = {"revision": getattr(up, "revision", None), "num_params": getattr(up, "num_params", None),
-                "padding": getattr(up, "padding", None)}
+        info = upstream_info(up)
         failed: list[Exception] = []
         for prop, path, config, chash in todo:
             t0 = time.perf_counter()
@@ -150,26 +150,18 @@ def run_cca(
                 e.args = (f"CCA property {prop!r} of {_spec(upstream)}: {e.args[0] if e.args else e}", *e.args[1:])
                 failed.append(e)
                 continue
-            payload = {
-                "kind": "cca",
-                "upstream": _spec(upstream),
-                "label": label,
-                "property": prop,
-                "per_layer": per_layer,
-                "details": details,
-                "corpus": {"path": str(_corpus_root(corp)), "kind": corp.kind,
-                           "split": registry.get(prop).split(cfg), "n_utterances": len(reads[prop])},
-                "upstream_info": info,
-                "config": config,
-                "config_hash": chash,
-                "seed": seed,
-                "timings": {"pass_s": round(pass_s, 3), "pass_shared_with": props,
-                            "pass_utterances": len(utts), "score_s": round(time.perf_counter() - t0, 3),
-                            "total_s": round(time.perf_counter() - t_start, 3)},
-                "device": str(dev),
-            }
-            write_result(path, payload)
-            outcomes[prop] = UnitOutcome(path=Path(path), skipped=False, result=read_result(path))
+            record = CCAResult(
+                upstream=_spec(upstream), label=label, property=prop,
+                per_layer=[CCALayer.from_json(e, f"CCA property {prop!r}") for e in per_layer], details=details,
+                corpus={"path": str(_corpus_root(corp)), "kind": corp.kind, "split": registry.get(prop).split(cfg),
+                        "n_utterances": len(reads[prop])},
+                upstream_info=info, config=config, config_hash=chash, seed=seed,
+                timings={"pass_s": round(pass_s, 3), "pass_shared_with": props, "pass_utterances": len(utts),
+                         "score_s": round(time.perf_counter() - t0, 3),
+                         "total_s": round(time.perf_counter() - t_start, 3)},
+                device=str(dev))
+            write_record(path, record)  # read back: the outcome holds what a resumed run would read
+            outcomes[prop] = UnitOutcome(path=Path(path), skipped=False, result=read_record(path, CCAResult))
         if failed:
             raise failed[0]
     return [outcomes[p[0]] for p in planned]

@@ -36,7 +36,8 @@ from bench.config import ConfigError, merge
 from bench.data.manifest import Corpus, Utterance
 from bench.extract import audio_batches, forward, length_buckets, pick_device
 from bench.featurize import WeightedSum, spec_augment
-from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, write_result
+from bench.records import LayerScore, ProbeResult, WeightedSumScore, upstream_info
+from bench.results import UnitOutcome, config_hash, is_done, read_record, result_path, write_record
 from bench.types import Batch, LayerSpec, Upstream, UpstreamOutput
 
 WS = "weighted_sum"
@@ -733,15 +734,6 @@ def _load_corpus(corpus: str | Path | Corpus, kind: str) -> Corpus:
     return open_corpus(corpus, kind)
 
 
-def _upstream_info(up: Upstream) -> dict[str, Any]:
-    num = getattr(up, "num_params", None)
-    if num is None and isinstance(up, nn.Module):
-        num = sum(p.numel() for p in up.parameters())
-    return {"revision": getattr(up, "revision", None), "num_params": num, "padding": getattr(up, "padding", None),
-            "layers": [{"name": s.name, "index": s.index, "dim": s.dim, "stride": s.stride,
-                        "final_norm": s.final_norm} for s in up.layers]}
-
-
 @dataclass
 class ProbeData:
     """What every bank of one (upstream, task) trains on: built once, shared by every bank.
@@ -874,7 +866,7 @@ def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     path, config, chash = plan_probe(upstream, task, corpus, preset=preset, overrides=overrides, layers=layers,
                                      out_dir=out_dir, seed=seed)
     if not force and is_done(path, chash):
-        return UnitOutcome(path, True, read_result(path))
+        return UnitOutcome(path, True, read_record(path, ProbeResult))
     t_start = time.perf_counter()
     params = config["params"]
     data, selected = open_unit(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=device,
@@ -885,8 +877,8 @@ def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     trained = train_bank(bank, data, params, desc=f"probe {label or config['upstream']} {task}", progress=progress)
     timings = {"extract_s": data.extract_s + data.forward_s(), **trained, "total_s": time.perf_counter() - t_start}
     result = _result(config, chash, data.task, data.space, bank, data.specs, data.upstream, data.corpus, label, dev, timings)
-    write_result(path, result)
-    return UnitOutcome(path, False, result)
+    write_record(path, result)
+    return UnitOutcome(path, False, read_record(path, ProbeResult))  # what a resumed run would read
 
 
 def _postfix(bank: Bank) -> str:
@@ -924,7 +916,7 @@ def _extra(grp, g: int) -> dict[str, Any]:
 
 
 def _result(config, chash, task, space, bank: Bank, specs, up, data: Corpus, label, device,
-            timings) -> dict[str, Any]:
+            timings) -> ProbeResult:
     per_layer, ws, best_steps, stopped, skipped = [], None, {}, {}, {}
     budget = (int(config["params"]["steps"]), int(config["params"]["eval_every"]))
     for grp in bank.groups:
@@ -935,59 +927,45 @@ def _result(config, chash, task, space, bank: Bank, specs, up, data: Corpus, lab
             if grp.skipped[g]:
                 skipped[name] = grp.skipped[g]
             if name == WS:
-                ws = {"dev": grp.best_dev[g], "test": grp.test[g], **_extra(grp, g),
-                      "weights": grp.featurizers[0].normalized().detach().cpu().tolist(),
-                      "layers": [specs[i].index for i in grp.ws_ids],
-                      "layer_names": [specs[i].name for i in grp.ws_ids],
-                      # frames of each layer repeated this often to the finest rate (MR-HuBERT; 1 = same rate)
-                      "repeat": grp.ws_factors,
-                      "layer_norm": grp.layer_norm, "flags": _flags(grp, g, *budget)}
+                ws = WeightedSumScore(dev=grp.best_dev[g], test=grp.test[g], extra=_extra(grp, g),
+                                      weights=grp.featurizers[0].normalized().detach().cpu().tolist(),
+                                      layers=[specs[i].index for i in grp.ws_ids],
+                                      layer_names=[specs[i].name for i in grp.ws_ids], repeat=grp.ws_factors,
+                                      layer_norm=grp.layer_norm, flags=_flags(grp, g, *budget))
             else:
                 i = grp.layer_ids[g]
-                per_layer.append({"layer": specs[i].index, "name": specs[i].name, "dev": grp.best_dev[g],
-                                  "test": grp.test[g], **_extra(grp, g), "flags": _flags(grp, g, *budget)})
-    per_layer.sort(key=lambda r: r["layer"])
-    return {
-        "kind": "probe",
-        "upstream": config["upstream"],
-        "label": label,
-        "task": task.name,
-        "metric": task.metric,
-        "higher_is_better": task.higher_is_better,
-        "targets": task.target_info(space),
-        "per_layer": per_layer,
-        "weighted_sum": ws,
-        "corpus": {"path": config["corpus"], "kind": data.kind,
-                   "splits": {s: len(data.split(s)) for s in task.splits.as_dict().values()}},
-        "upstream_info": _upstream_info(up),
-        "config": config,
-        "config_hash": chash,
-        "seed": config["seed"],
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-        "device": str(device),
-        "best_steps": best_steps,
-        "diverged_at": stopped,
-        "skipped_steps": skipped,
-    }
+                per_layer.append(LayerScore(layer=specs[i].index, name=specs[i].name, dev=grp.best_dev[g],
+                                            test=grp.test[g], extra=_extra(grp, g), flags=_flags(grp, g, *budget)))
+    per_layer.sort(key=lambda r: r.layer)
+    return ProbeResult(
+        upstream=config["upstream"], label=label, task=task.name, metric=task.metric,
+        higher_is_better=task.higher_is_better, targets=task.target_info(space), per_layer=per_layer,
+        weighted_sum=ws, corpus=corpus_info(config, data, task), upstream_info=upstream_info(up), config=config,
+        config_hash=chash, seed=config["seed"], timings={k: round(v, 3) for k, v in timings.items()},
+        device=str(device), best_steps=best_steps, diverged_at=stopped, skipped_steps=skipped)
 
 
-def format_table(result: dict[str, Any]) -> str:
+def corpus_info(config: dict[str, Any], data: Corpus, task) -> dict[str, Any]:
+    """What a probe or tuned result records about its corpus: path, kind, utterances per split."""
+    return {"path": config["corpus"], "kind": data.kind,
+            "splits": {s: len(data.split(s)) for s in task.splits.as_dict().values()}}
+
+
+def format_table(result: ProbeResult) -> str:
     """Per-layer dev/test with the best dev layer marked and the weighted sum beside it."""
-    rows = [r for r in result["per_layer"]]
-    hib = result["higher_is_better"]
-    scored = [r for r in rows if r["dev"] is not None]
-    best = (max if hib else min)(scored, key=lambda r: r["dev"]) if scored else None
-    metric = result["metric"].upper() if result["metric"] != "accuracy" else "ACC"
+    from bench.compare import best_probed_layer
+
+    best, _, _ = best_probed_layer(result)
+    metric = result.metric.upper() if result.metric != "accuracy" else "ACC"
     fmt = lambda v: "   -  " if v is None else f"{v:6.2f}"
-    lines = [f"{result['upstream']} x {result['task']} ({metric} %, {'higher' if hib else 'lower'} is better)",
-             f"{'layer':>6} {'name':<12} {'dev':>6} {'test':>6}  flags"]
-    for r in rows:
-        mark = " <- best" if best is r else ""
-        lines.append(f"{r['layer']:>6} {r['name'][:12]:<12} {fmt(r['dev'])} {fmt(r['test'])}  "
-                     f"{','.join(r['flags'])}{mark}")
-    ws = result.get("weighted_sum")
+    lines = [f"{result.upstream} x {result.task} ({metric} %, {'higher' if result.higher_is_better else 'lower'} "
+             "is better)", f"{'layer':>6} {'name':<12} {'dev':>6} {'test':>6}  flags"]
+    for r in result.per_layer:
+        mark = " <- best" if r.layer == best else ""
+        lines.append(f"{r.layer:>6} {r.name[:12]:<12} {fmt(r.dev)} {fmt(r.test)}  {','.join(r.flags)}{mark}")
+    ws = result.weighted_sum
     if ws:
-        lines.append(f"{'ws':>6} {'weighted sum':<12} {fmt(ws['dev'])} {fmt(ws['test'])}  {','.join(ws['flags'])}")
-        w = ", ".join(f"{n}:{x:.2f}" for n, x in zip(ws["layer_names"], ws["weights"]))
+        lines.append(f"{'ws':>6} {'weighted sum':<12} {fmt(ws.dev)} {fmt(ws.test)}  {','.join(ws.flags)}")
+        w = ", ".join(f"{n}:{x:.2f}" for n, x in zip(ws.layer_names, ws.weights))
         lines.append(f"       weights: {w}")
     return "\n".join(lines)

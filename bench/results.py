@@ -1,4 +1,5 @@
-"""Result files: one schema-versioned JSON per unit, written atomically, resumable by config hash."""
+"""Result files: one schema-versioned JSON per unit (a `bench.records` record), written
+atomically, resumable by config hash."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-SCHEMA_VERSION = 1
+from bench import records
+from bench.records import Record, Result, SchemaError
+
+R = TypeVar("R")
+RESULT_KINDS = ("probe", "cca", "clusters", "failure")
 _VERSIONED = ("layerbench", "torch", "torchaudio", "transformers", "s3prl", "numpy", "scipy", "scikit-learn")
 
 
@@ -22,7 +27,7 @@ class UnitOutcome:
 
     path: Path
     skipped: bool  # True when a finished result with the same config hash was already there
-    result: dict[str, Any]
+    result: Result
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -80,41 +85,52 @@ def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return path
 
 
-def write_result(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Stamp the schema version and package versions, then write atomically."""
-    payload = {"schema_version": SCHEMA_VERSION, **payload}
-    payload.setdefault("versions", versions())
-    for key in ("kind", "config", "config_hash", "seed"):
-        if key not in payload:
-            raise ValueError(f"result for {path} lacks required field {key!r}")
-    return write_json_atomic(path, payload)
+def write_record(path: str | os.PathLike, record: Record) -> Path:
+    """Write a record atomically, stamped with the package versions (when it has none yet).
+
+    The record learns where it now lives (`record.path`) and the versions it was stamped with.
+    """
+    if not record.versions:
+        record.versions = versions()
+    record.path = str(path)
+    return write_json_atomic(path, record.to_json())
 
 
-def read_result(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
+def _load_json(path: Path) -> Any:
     try:
         with open(path) as f:
-            data = json.load(f)
+            return json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f"result file {path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict) or "kind" not in data:
-        raise ValueError(f"result file {path} is not a LayerBench result (no 'kind' field)")
-    return data
+        raise SchemaError(f"{path} is not valid JSON ({e}): remove it, or rerun the unit that writes it") from e
+
+
+def read_record(path: str | os.PathLike, expect: type[R] | None = None) -> R:
+    """The record stored at `path` (of type `expect` when given: another kind is an error naming the file)."""
+    path = Path(path)
+    return records.from_json(_load_json(path), str(path), expect)
 
 
 def is_done(path: str | os.PathLike, cfg_hash: str) -> bool:
-    """A unit is done when its file exists, parses, and carries the same config hash."""
+    """A unit is done when its file exists, parses, and carries the same config hash.
+
+    A file of another schema version is an error (rerun with --force to replace it), not "not done".
+    """
     path = Path(path)
     if not path.is_file():
         return False
     try:
-        return read_result(path).get("config_hash") == cfg_hash
-    except ValueError:
+        data = _load_json(path)
+    except SchemaError:
         return False
+    return records.from_json(data, str(path)).config_hash == cfg_hash
 
 
-def load_results(root: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every result JSON under `root` (a file or a folder), each with its `_path`."""
+def load_results(root: str | os.PathLike) -> list[Result]:
+    """Every result record under `root` (a file or a folder): probe, CCA, clusters and failure records.
+
+    Files that are no record of those kinds (other JSON, run logs, reports) are passed over; a
+    record of another schema version is an error naming the file.
+    """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"results path {root} does not exist")
@@ -122,11 +138,11 @@ def load_results(root: str | os.PathLike) -> list[dict[str, Any]]:
     out = []
     for p in files:
         try:
-            data = read_result(p)
-        except ValueError:
+            data = _load_json(p)
+        except SchemaError:
             continue
-        data["_path"] = str(p)
-        out.append(data)
+        if isinstance(data, dict) and data.get("kind") in RESULT_KINDS:
+            out.append(records.from_json(data, str(p)))
     return out
 
 

@@ -33,7 +33,8 @@ from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge, suggest
 from bench.data.corpus import KINDS
 from bench.launch import LauncherSpec, parse_launcher
 from bench.locks import release, try_acquire
-from bench.results import UnitOutcome, is_done, read_result, slug, write_json_atomic, write_result
+from bench.records import FailureRecord, RunLog, RunUnitLog
+from bench.results import UnitOutcome, is_done, read_record, slug, write_json_atomic, write_record
 
 SUITE_DIR = CONFIG_DIR / "suites"
 ZOO_DIR = CONFIG_DIR / "zoo"
@@ -583,21 +584,13 @@ def ensure_corpora(suite: Suite, progress: bool = True, echo: Callable[[str], No
 
 
 def _record_failure(suite: Suite, unit: Unit, exc: BaseException) -> Path:
-    record = {
-        "kind": "failure",
-        "unit_kind": unit.kind,
-        "upstream": unit.upstream.spec,
-        "label": unit.upstream.name,
-        ("property" if unit.kind == "cca" else "task"): unit.name,
-        "error": f"{type(exc).__name__}: {exc}",
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        "result_path": str(unit.path),
-        "config": unit.config,
-        "config_hash": unit.config_hash,
-        "seed": unit.seed,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    return write_result(unit.failure_path(suite.out), record)
+    record = FailureRecord(
+        unit_kind=unit.kind, upstream=unit.upstream.spec, label=unit.upstream.name, unit=unit.name,
+        error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        result_path=str(unit.path), config=unit.config, config_hash=unit.config_hash, seed=unit.seed,
+        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return write_record(unit.failure_path(suite.out), record)
 
 
 def _clear_failure(suite: Suite, unit: Unit) -> None:
@@ -746,7 +739,7 @@ def summarise(suite: Suite, reports: Sequence[UnitReport]) -> dict[str, Any]:
     if suite.mapping:
         mapping = cmp.load_compare_config(overrides={"mapping": suite.mapping}).mapping
     failed = {str(r.failure_path) for r in reports if r.status == "failed"}
-    failures = [f for f in read_failures(suite.out) if f["_path"] in failed]
+    failures = [f for f in read_failures(suite.out) if f.path in failed]
     outputs: dict[str, Any] = {}
     for seed in suite.seeds:
         from bench.series import collect
@@ -756,10 +749,10 @@ def summarise(suite: Suite, reports: Sequence[UnitReport]) -> dict[str, Any]:
         rdir = suite.results_dir(seed)
         if not rdir.exists():
             continue
-        results = [r for r in load_results(rdir) if r.get("kind") in ("probe", "cca")]
+        results = [r for r in load_results(rdir) if r.kind in ("probe", "cca")]
         if not results:
             continue
-        results += [f for f in failures if f.get("seed") == seed]
+        results += [f for f in failures if f.seed == seed]
         comparison = cmp.compare(results, mapping=mapping, top_ks=suite.top_ks)
         outputs[f"comparison_seed{seed}"] = cmp.write_comparison(comparison, suite.report_dir("comparison", seed))
         if suite.leaderboard:
@@ -777,23 +770,13 @@ def summarise(suite: Suite, reports: Sequence[UnitReport]) -> dict[str, Any]:
 
 def write_summary(suite: Suite, reports: Sequence[UnitReport], outputs: dict[str, Any]) -> Path:
     """`<out>/run.json`: what this invocation did per unit (timings, failures) and what it wrote."""
-    payload = {
-        "kind": "run",
-        "suite": suite.name,
-        "source": suite.source,
-        "seeds": suite.seeds,
-        "units": [
-            {
-                "upstream": r.unit.upstream.spec, "label": r.unit.upstream.name, "unit_kind": r.unit.kind,
-                "name": r.unit.name, "seed": r.unit.seed, "status": r.status, "seconds": round(r.seconds, 3),
-                "result_path": str(r.unit.path), "config_hash": r.unit.config_hash,
-                **({"error": r.error, "failure_record": str(r.failure_path)} if r.status == "failed" else {}),
-            }
-            for r in reports
-        ],
-        "outputs": outputs,
-    }
-    return write_json_atomic(suite.out / "run.json", payload)
+    log = RunLog(suite=suite.name, source=suite.source, seeds=suite.seeds, outputs=outputs, units=[
+        RunUnitLog(upstream=r.unit.upstream.spec, label=r.unit.upstream.name, unit_kind=r.unit.kind, name=r.unit.name,
+                   seed=r.unit.seed, status=r.status, seconds=round(r.seconds, 3), result_path=str(r.unit.path),
+                   config_hash=r.unit.config_hash, error=r.error if r.status == "failed" else None,
+                   failure_record=str(r.failure_path) if r.status == "failed" else None)
+        for r in reports])
+    return write_record(suite.out / "run.json", log)
 
 
 def format_failures(reports: Sequence[UnitReport]) -> str:
@@ -889,15 +872,9 @@ def reload_suite(run_dir: Path) -> Suite:
                    corpora={k: Path(v) for k, v in info["corpora"].items()})
 
 
-def read_failures(out: str | Path) -> list[dict[str, Any]]:
-    """The failure records left under `<out>/failures/` (for scripts and tests)."""
+def read_failures(out: str | Path) -> list[FailureRecord]:
+    """The failure records left under `<out>/failures/` (for the comparator, scripts and tests)."""
     folder = Path(out) / "failures"
     if not folder.is_dir():
         return []
-    out = []
-    for p in sorted(folder.glob("*.json")):
-        record = read_result(p)
-        record["_path"] = str(p)
-        out.append(record)
-    return out
-
+    return [read_record(p, FailureRecord) for p in sorted(folder.glob("*.json"))]

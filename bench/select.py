@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.compare import best_probed_layer, ranking
 from bench.config import ConfigError, merge
-from bench.results import is_done, read_result, slug, write_json_atomic
+from bench.records import CCAResult, ProbeResult
+from bench.results import is_done, read_record, slug, write_json_atomic
 
 
 @dataclass
@@ -62,36 +64,6 @@ def property_for_task(task: str, mapping: dict[str, Any] | None = None) -> str:
     if not props:
         raise ConfigError(f"no CCA property is mapped to task {task!r} in the comparator mapping")
     return props[0]
-
-
-def cca_ranking(cca_result: dict[str, Any]) -> list[int]:
-    """Layer indices by CCA score, best first; ties go to the lower layer index (deterministic)."""
-    rows = [r for r in cca_result["per_layer"] if r.get("score") is not None]
-    if not rows:
-        raise ValueError(f"CCA result {cca_result.get('_path', '')} has no per-layer scores")
-    return [int(r["layer"]) for r in sorted(rows, key=lambda r: (-float(r["score"]), int(r["layer"])))]
-
-
-def _score_of(row: dict[str, Any], split: str) -> float | None:
-    value = row.get(split)
-    return None if value is None else float(value)
-
-
-def best_layer(probe_result: dict[str, Any], split: str = "dev") -> dict[str, Any]:
-    """The per-layer row with the best `split` score (respecting higher/lower is better)."""
-    hib = bool(probe_result.get("higher_is_better", True))
-    rows = [r for r in probe_result["per_layer"] if _score_of(r, split) is not None]
-    if not rows:
-        raise ValueError(f"probe result {probe_result.get('_path', '')} has no per-layer {split} scores")
-    return sorted(rows, key=lambda r: ((-1 if hib else 1) * _score_of(r, split), int(r["layer"])))[0]
-
-
-def _wall_seconds(result: dict[str, Any]) -> float | None:
-    timings = result.get("timings") or {}
-    for key in ("total", "total_s", "wall", "wall_s", "seconds"):
-        if isinstance(timings.get(key), (int, float)):
-            return float(timings[key])
-    return None
 
 
 def select_layer(
@@ -140,10 +112,12 @@ def select_layer(
         (outcome,) = layerwise_cca.run_cca(upstream, corpus, [prop], preset=cca_preset, overrides=cca_overrides,
                                            out_dir=out_dir, seed=seed, device=device, progress=progress)
         cca_path = Path(outcome.path)
-    cca_result = read_result(cca_path)
+    cca_result = read_record(cca_path, CCAResult)
     cca_seconds = time.perf_counter() - t0
-    ranking = cca_ranking(cca_result)
-    probed = sorted(ranking[:top_k])
+    order = ranking(cca_result.scores)
+    if not order:
+        raise ValueError(f"CCA result {cca_path} has no per-layer scores")
+    probed = sorted(order[:top_k])
 
     # 2. Probe only the top-K layers.
     t0 = time.perf_counter()
@@ -151,12 +125,11 @@ def select_layer(
     guided = probe.run_probe(upstream, task, corpus, preset=preset, overrides=guided_overrides, layers=probed,
                              out_dir=out_dir / "guided", seed=seed, device=device, progress=progress)
     probe_seconds = time.perf_counter() - t0
-    guided_result = read_result(guided.path)
+    guided_result = guided.result
     if guided.skipped:  # the guided run was already there: count the time it took when it ran
-        probe_seconds = _wall_seconds(guided_result) or probe_seconds
-    chosen = best_layer(guided_result, "dev")
-    hib = bool(guided_result.get("higher_is_better", True))
-    n_layers = len(cca_result["per_layer"])
+        probe_seconds = guided_result.wall_seconds or probe_seconds
+    chosen = _best_on_dev(guided_result)
+    n_layers = len(cca_result.per_layer)
 
     # 3. Against a full sweep, when one exists with the same probe config (all layers).
     full_path, full_seconds, full_best, regret, in_probed = None, None, None, None, None
@@ -164,22 +137,19 @@ def select_layer(
         path, _, chash = probe.plan_probe(upstream, task, corpus, preset=preset, overrides=overrides,
                                           out_dir=results_dir, seed=seed)
         if is_done(path, chash):
-            full = read_result(path)
+            full = read_record(path, ProbeResult)
             full_path = str(path)
-            full_seconds = _wall_seconds(full)
-            best = best_layer(full, "dev")
-            full_best = int(best["layer"])
+            full_seconds = full.wall_seconds
+            full_best = _best_on_dev(full).layer
             in_probed = full_best in probed
-            chosen_full = next((r for r in full["per_layer"] if int(r["layer"]) == int(chosen["layer"])), None)
-            if chosen_full is not None and best.get("test") is not None and chosen_full.get("test") is not None:
-                diff = float(best["test"]) - float(chosen_full["test"])
-                regret = diff if hib else -diff
+            test = full.scores("test")  # higher is better: regret >= 0 when the chosen layer is worse
+            if full_best in test and chosen.layer in test:
+                regret = test[full_best] - test[chosen.layer]
     guided_total = cca_seconds + probe_seconds
     selection = Selection(
-        upstream=upstream, task=task, property=prop, top_k=top_k, cca_ranking=ranking, probed_layers=probed,
-        chosen_layer=int(chosen["layer"]), chosen_dev=float(chosen["dev"]),
-        chosen_test=None if chosen.get("test") is None else float(chosen["test"]),
-        metric=str(guided_result.get("metric", "")), higher_is_better=hib,
+        upstream=upstream, task=task, property=prop, top_k=top_k, cca_ranking=order, probed_layers=probed,
+        chosen_layer=chosen.layer, chosen_dev=chosen.dev, chosen_test=chosen.test,
+        metric=guided_result.metric, higher_is_better=guided_result.higher_is_better,
         heads_trained=len(probed), heads_full_sweep=n_layers + 1,
         head_fraction=len(probed) / (n_layers + 1),
         cca_reused=cca_reused, cca_seconds=cca_seconds, probe_seconds=probe_seconds,
@@ -190,6 +160,14 @@ def select_layer(
     )
     report = write_json_atomic(out_dir / "reports" / f"{slug(upstream)}__{slug(task)}.json", selection.to_dict())
     return selection, report
+
+
+def _best_on_dev(result: ProbeResult):
+    """The per-layer entry the comparator calls the best probed layer (by dev; diverged heads left out)."""
+    layer, _, on_test = best_probed_layer(result)
+    if layer is None or on_test:
+        raise ValueError(f"probe result {result.path} has no per-layer dev scores")
+    return result.layer(layer)
 
 
 def format_selection(s: Selection) -> str:

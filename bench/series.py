@@ -16,7 +16,8 @@ from typing import Any
 
 from bench import schema
 from bench.config import ConfigError
-from bench.results import read_result, slug, write_json_atomic
+from bench.records import CCAResult
+from bench.results import read_record, slug, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,8 @@ def collect(series: SeriesEntry, paths: dict[tuple[str, str], Path], folder: Pat
         scores[prop] = {}
         for cp in series.checkpoints:
             path = paths.get((cp.spec, prop))
-            result = read_result(path) if path is not None and path.is_file() else None
-            scores[prop][cp.label] = ({str(e["layer"]): float(e["score"]) for e in result["per_layer"]}
-                                      if result else None)
+            result = read_record(path, CCAResult) if path is not None and path.is_file() else None
+            scores[prop][cp.label] = {str(l): s for l, s in result.scores.items()} if result else None
     payload = {
         "kind": "series",
         "name": series.name,

@@ -29,9 +29,9 @@ from typing import Any, Callable
 
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
 from bench.data.manifest import Corpus
-from bench.probe import (WS, Bank, ProbeData, _flags, _upstream_info, build_groups, open_unit, plan_probe,
-                         train_bank)
-from bench.results import UnitOutcome, config_hash, is_done, read_result, result_path, slug, write_result
+from bench.probe import WS, Bank, ProbeData, _flags, build_groups, corpus_info, open_unit, plan_probe, train_bank
+from bench.records import LayerScore, ProbeResult, WeightedSumScore, upstream_info
+from bench.results import UnitOutcome, config_hash, is_done, read_record, result_path, slug, write_record
 from bench.types import Upstream
 
 TUNE_CONFIG = CONFIG_DIR / "tune.yaml"
@@ -366,7 +366,7 @@ def run_tune(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *
     path, config, chash, settings = plan_tune(upstream, task, corpus, preset=preset, overrides=overrides,
                                               layers=layers, tune=tune, out_dir=out_dir, seed=seed)
     if not force and is_done(path, chash):
-        return UnitOutcome(path, True, read_result(path))
+        return UnitOutcome(path, True, read_record(path, ProbeResult))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t_start = time.perf_counter()
     params = config["params"]
@@ -411,8 +411,8 @@ def run_tune(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *
     timings = {"extract_s": data.extract_s + data.forward_s(), **timings,
                "total_s": time.perf_counter() - t_start, "rounds": rounds}
     result = tuned_result(config, chash, settings, data, studies, label, dev, timings, storage)
-    write_result(path, result)
-    return UnitOutcome(path, False, result)
+    write_record(path, result)
+    return UnitOutcome(path, False, read_record(path, ProbeResult))  # what a resumed run would read
 
 
 # ---------------------------------------------------------------- the result
@@ -449,7 +449,7 @@ def _chosen(t, settings: TuneSettings, low: float, high: float) -> dict[str, Any
 
 
 def tuned_result(config, chash, settings: TuneSettings, data: ProbeData, studies: dict, label, device, timings,
-                 storage: str | None) -> dict[str, Any]:
+                 storage: str | None) -> ProbeResult:
     """A probe result (per-layer and weighted-sum dev/test) at each head's best rate, plus the trials."""
     t = data.task
     higher = t.higher_is_better
@@ -463,39 +463,25 @@ def tuned_result(config, chash, settings: TuneSettings, data: ProbeData, studies
             from bench.probe import weighted_sum_layers
 
             ids = weighted_sum_layers(data.specs)
-            ws = {**row, "weights": best.user_attrs.get("weights") if best else None,
-                  "layers": [data.specs[i].index for i in ids], "layer_names": [data.specs[i].name for i in ids],
-                  "layer_norm": bool(config["params"]["weighted_sum"]["layer_norm"])}
-            if ws["weights"] is None:
-                ws["weights"], ws["layers"], ws["layer_names"] = [], [], []
+            weights = best.user_attrs.get("weights") if best else None
+            ws = WeightedSumScore(**row, weights=weights or [], layers=[data.specs[i].index for i in ids] if weights else [],
+                                  layer_names=[data.specs[i].name for i in ids] if weights else [],
+                                  layer_norm=bool(config["params"]["weighted_sum"]["layer_norm"]))
         else:
             spec = by_name[head]
-            per_layer.append({"layer": spec.index, "name": spec.name, **row})
-    per_layer.sort(key=lambda r: r["layer"])
+            per_layer.append(LayerScore(layer=spec.index, name=spec.name, **row))
+    per_layer.sort(key=lambda r: r.layer)
     trials = {head: [_trial_record(tr) for tr in study.get_trials(deepcopy=False)] for head, study in studies.items()}
-    return {
-        "kind": "probe",
-        "tuned": True,
-        "upstream": config["upstream"],
-        "label": label,
-        "task": t.name,
-        "metric": t.metric,
-        "higher_is_better": higher,
-        "per_layer": per_layer,
-        "weighted_sum": ws,
-        "tune": {"trials_per_head": settings.per_head, "stack": settings.stack, "range": [low, high],
-                 "grid": list(settings.grid) if settings.grid else None, "sampler": settings.sampler,
-                 "pruner": settings.pruner, "storage": _storage_label(storage),
-                 "studies": {h: s.study_name for h, s in studies.items()}, "trials": trials},
-        "corpus": {"path": config["corpus"], "kind": data.corpus.kind,
-                   "splits": {s: len(data.corpus.split(s)) for s in t.splits.as_dict().values()}},
-        "upstream_info": _upstream_info(data.upstream),
-        "config": config,
-        "config_hash": chash,
-        "seed": config["seed"],
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-        "device": str(device),
-    }
+    return ProbeResult(
+        tuned=True, upstream=config["upstream"], label=label, task=t.name, metric=t.metric, higher_is_better=higher,
+        per_layer=per_layer, weighted_sum=ws,
+        tune={"trials_per_head": settings.per_head, "stack": settings.stack, "range": [low, high],
+              "grid": list(settings.grid) if settings.grid else None, "sampler": settings.sampler,
+              "pruner": settings.pruner, "storage": _storage_label(storage),
+              "studies": {h: s.study_name for h, s in studies.items()}, "trials": trials},
+        corpus=corpus_info(config, data.corpus, t), upstream_info=upstream_info(data.upstream), config=config,
+        config_hash=chash, seed=config["seed"], timings={k: round(v, 3) for k, v in timings.items()},
+        device=str(device))
 
 
 def _storage_label(url: str | None) -> str:
@@ -508,25 +494,24 @@ def _storage_label(url: str | None) -> str:
     return url
 
 
-def format_tuned(result: dict[str, Any]) -> str:
+def format_tuned(result: ProbeResult) -> str:
     """Per head: the chosen rate, dev and test at it, and how its trials ended."""
-    hib = result["higher_is_better"]
-    metric = result["metric"].upper() if result["metric"] != "accuracy" else "ACC"
+    metric = result.metric.upper() if result.metric != "accuracy" else "ACC"
     fmt = lambda v: "   -  " if v is None else f"{v:6.2f}"
-    trials = result["tune"]["trials"]
+    trials = (result.tune or {}).get("trials", {})
 
     def ends(head: str) -> str:
         states = [tr["state"] for tr in trials.get(head, [])]
         return f"{states.count('complete')}c/{states.count('pruned')}p"
 
-    lines = [f"{result['upstream']} x {result['task']}: tuned learning rate per head "
-             f"({metric} %, {'higher' if hib else 'lower'} is better; trials complete/pruned)",
+    lines = [f"{result.upstream} x {result.task}: tuned learning rate per head "
+             f"({metric} %, {'higher' if result.higher_is_better else 'lower'} is better; trials complete/pruned)",
              f"{'layer':>6} {'name':<12} {'lr':>9} {'dev':>6} {'test':>6} {'trials':>7}  flags"]
-    rows = [(str(r["layer"]), r["name"], r) for r in result["per_layer"]]
-    if result.get("weighted_sum"):
-        rows.append(("ws", WS, result["weighted_sum"]))
+    rows = [(str(r.layer), r.name, r) for r in result.per_layer]
+    if result.weighted_sum:
+        rows.append(("ws", WS, result.weighted_sum))
     for idx, name, r in rows:
-        lr = "    -    " if r["lr"] is None else f"{r['lr']:9.2e}"
-        lines.append(f"{idx:>6} {name[:12]:<12} {lr} {fmt(r['dev'])} {fmt(r['test'])} {ends(name):>7}  "
-                     f"{','.join(r['flags'])}")
+        lr = "    -    " if r.lr is None else f"{r.lr:9.2e}"
+        lines.append(f"{idx:>6} {name[:12]:<12} {lr} {fmt(r.dev)} {fmt(r.test)} {ends(name):>7}  "
+                     f"{','.join(r.flags)}")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.compare import CompareConfig, Comparison, ResultSet, compare, load_compare_config, parse_results
+from bench.records import ClustersResult, FailureRecord
 from bench.results import load_results
 from leaderboard.clusters import clusters_section
 from leaderboard.html import Section, render_html
@@ -19,12 +20,12 @@ def full_mapping(rs: ResultSet) -> dict[str, list[str]]:
     return {task: rs.properties for task in rs.tasks}
 
 
-def _failures(rs: ResultSet, comp: Comparison) -> list[dict]:
+def _failures(rs: ResultSet, comp: Comparison) -> list[FailureRecord]:
     """Failure records found under the results folder plus those the caller's comparison carries."""
-    seen: dict[tuple, dict] = {}
+    seen: dict[tuple, FailureRecord] = {}
     for f in [*comp.failures, *rs.failures]:
-        seen.setdefault((f.get("upstream"), f.get("task"), f.get("property"), f.get("seed")), f)
-    return sorted(seen.values(), key=lambda f: (str(f.get("upstream")), str(f.get("task") or f.get("property"))))
+        seen.setdefault((f.upstream, f.unit_kind, f.unit, f.seed), f)
+    return sorted(seen.values(), key=lambda f: (f.upstream, f.unit))
 
 
 def build_leaderboard(
@@ -59,7 +60,7 @@ def build_leaderboard(
     figures = make_plots(rs, comp, full, out_dir / "plots")
     overlay = overlay_section(rs, out_dir / "plots")
     # `layerbench clusters` results in the same folder get their own section and clusters.md
-    clusters = clusters_section([d for d in loaded if d.get("kind") == "clusters"], out_dir)
+    clusters = clusters_section([r for r in loaded if isinstance(r, ClustersResult)], out_dir)
     if clusters:
         paths["clusters"] = out_dir / "clusters.md"
     sections = [*([overlay] if overlay else []), *([clusters] if clusters else []), *sections]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.records import ClustersResult
 from bench.results import slug
 from leaderboard.html import Section
 from leaderboard.plots import Figure, _save, plt
@@ -91,15 +92,15 @@ def _score(s: dict[str, float]) -> str:
 _HEAD = ["upstream", "layer", "k-means AMI / hom / comp", "spherical AMI / hom / comp", "2-D views: AMI (vs full)"]
 
 
-def _tables(r: dict[str, Any]) -> tuple[str, list[list[str]], list[list[str]]]:
+def _tables(r: ClustersResult) -> tuple[str, list[list[str]], list[list[str]]]:
     """(title, per-layer rows, pair rows) of one clusters result."""
-    title = (f"{', '.join(u['label'] for u in r['upstreams'])}: {r['unit']}s labelled by {r['label_tier']}, "
-             f"{r['n_samples']} samples, {r['n_labels']} labels, k = {r['k']}")
+    title = (f"{', '.join(u['label'] for u in r.upstreams)}: {r.unit}s labelled by {r.label_tier}, "
+             f"{r.n_samples} samples, {r.n_labels} labels, k = {r.k}")
     rows = [[e["label"], f"{e['name']} ({e['layer']})", _score(e["full"]["kmeans"]), _score(e["full"]["spherical_kmeans"]),
              "; ".join(f"{v}: {c['kmeans']['ami']:.3f} (vs full {c['vs_full_kmeans']['ami']:.3f})"
-                       for v, c in sorted(e["views"].items()))] for e in r["per_layer"]]
+                       for v, c in sorted(e["views"].items()))] for e in r.per_layer]
     pairs = [[f"{p['a']['label']} L{p['a']['layer']}", f"{p['b']['label']} L{p['b']['layer']}", f"{p['ami']:.3f}",
-              f"{p['homogeneity']:.3f}", f"{p['completeness']:.3f}"] for p in r["pairs"]]
+              f"{p['homogeneity']:.3f}", f"{p['completeness']:.3f}"] for p in r.pairs]
     return title, rows, pairs
 
 
@@ -116,22 +117,22 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
             + f"</tr></thead><tbody>{cells}</tbody></table></div>")
 
 
-def clusters_section(results: list[dict[str, Any]], out_dir: str | Path) -> Section | None:
+def clusters_section(results: list[ClustersResult], out_dir: str | Path) -> Section | None:
     """Write `<out_dir>/clusters.md` and return the page section of every clusters result (tables
     plus each run's AMI-per-layer figure), or None when there is none."""
     if not results:
         return None
     md, body, figures = ["# Clusters and 2-D views", ""], [], []
-    for r in sorted(results, key=lambda d: d["_path"]):
+    for r in sorted(results, key=lambda d: d.path):
         title, rows, pairs = _tables(r)
         md += [f"## {title}", "", *_md_table(_HEAD, rows), ""]
         body += [f"<h3>{html.escape(title)}</h3>", _html_table(_HEAD, rows)]
         if pairs:
             md += [*_md_table(_PAIR_HEAD, pairs), ""]
             body.append(_html_table(_PAIR_HEAD, pairs))
-        summary = Path(r["_path"]).parent / r["plots"]["ami_by_layer"]
+        summary = Path(r.path).parent / r.plots["ami_by_layer"]
         if summary.is_file():
-            stem = f"clusters_{Path(r['_path']).stem}"
+            stem = f"clusters_{Path(r.path).stem}"
             figures.append(Figure(stem, summary, f"{title}: AMI with the labels per layer, full vectors and views.",
                                   f"AMI per layer for {title}"))
     write_text(Path(out_dir) / "clusters.md", "\n".join(md) + "\n")

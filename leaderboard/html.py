@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.compare import MIN_RANKED_LAYERS, Comparison, aggregate_table, pair_table, summary_lines
+from bench.records import FailureRecord
 from bench.results import slug
 from leaderboard.plots import Figure
 from leaderboard.tables import MARK, Cell, DisplayTable, Headline, headline_table, task_table
@@ -247,13 +248,12 @@ def render_html(
     figures: dict[str, Figure],
     title: str = "LayerBench leaderboard",
     sections: Sequence[Section] = (),
-    failures: Sequence[dict[str, Any]] = (),
+    failures: Sequence[FailureRecord] = (),
 ) -> str:
     """The whole page: headline, layer views, the comparator, then `sections` (other figure sets), failures."""
     all_sections = [headline_section(h), layer_section(h, figures), comparison_section(comp, figures), *sections]
     if failures:
-        items = "".join(f"<li>{_esc(f.get('upstream'))} / {_esc(f.get('task') or f.get('property'))}: "
-                        f"{_esc(f.get('error'))}</li>" for f in failures)
+        items = "".join(f"<li>{_esc(f.upstream)} / {_esc(f.unit)}: {_esc(f.error)}</li>" for f in failures)
         all_sections.append(Section("failures", "Failed units",
                                     "Units that did not finish; they are missing from the tables and figures above. "
                                     "Rerunning the suite retries them.", f'<ul class="notes">{items}</ul>'))

@@ -64,7 +64,7 @@ def plot_layer_view(rs: ResultSet, comp: Comparison, upstream: str, path: Path) 
     props = [p for p in rs.properties if (upstream, p) in rs.ccas]
     layer_set: set[int] = set()
     for t in tasks:
-        layer_set |= {ls.layer for ls in rs.probes[(upstream, t)].layers}
+        layer_set |= {ls.layer for ls in rs.probes[(upstream, t)].per_layer}
     for p in props:
         layer_set |= set(rs.ccas[(upstream, p)].names)
     if len(layer_set) < 2:
@@ -238,7 +238,7 @@ def plot_single_vs_ws(rs: ResultSet, path: Path) -> Path | None:
     """Best single layer (dev-chosen, test score) against the weighted sum, per multi-layer (upstream, task)."""
     pts: dict[str, list[tuple[float, float]]] = {}
     for (up, task), probe in sorted(rs.probes.items()):
-        if len(probe.layers) < 2:
+        if len(probe.per_layer) < 2:
             continue
         layer, _, _ = best_probed_layer(probe)
         best = probe.scores("test").get(layer) if layer is not None else None

@@ -32,6 +32,7 @@ from scipy import stats
 
 import tasks as task_registry
 from bench.compare import Comparison, ResultSet, best_probed_layer, fmt, markdown_table
+from bench.records import FailureRecord
 
 FIELDS = ("ws", "best", "best_layer", "cca", "cca_layer")
 MARK = "*"
@@ -172,7 +173,7 @@ def leaderboard_entries(rs: ResultSet, comp: Comparison) -> list[Entry]:
                     cca=probe.to_native(rec.recommended_test) if rec else None,
                     cca_layer=rec.recommended_layer if rec else None,
                     cca_property=rec.property if rec else None,
-                    n_layers=len(probe.layers),
+                    n_layers=len(probe.per_layer),
                 )
             )
     return out
@@ -374,7 +375,7 @@ def numeric_frame(h: Headline) -> pd.DataFrame:
     return df
 
 
-def to_markdown(h: Headline, failures: list[dict[str, Any]] | None = None) -> str:
+def to_markdown(h: Headline, failures: list[FailureRecord] | None = None) -> str:
     """leaderboard.md: the headline, a legend, then one detail table per task."""
     table = headline_table(h)
     md_rows = [[c.text if not c.sub else f"{c.text} · {c.sub}" for c in row] for row in table.rows]
@@ -396,7 +397,7 @@ def to_markdown(h: Headline, failures: list[dict[str, Any]] | None = None) -> st
             "and its test score."]
     if failures:
         out += ["", "Failed units (not in the tables):", ""]
-        out += [f"- {f.get('upstream')} / {f.get('task') or f.get('property')}: {f.get('error')}" for f in failures]
+        out += [f"- {f.upstream} / {f.unit}: {f.error}" for f in failures]
     return "\n".join(out) + "\n"
 
 
@@ -436,7 +437,7 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_tables(h: Headline, out_dir: str | Path, failures: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+def write_tables(h: Headline, out_dir: str | Path, failures: list[FailureRecord] | None = None) -> dict[str, Path]:
     """leaderboard.csv / .md / .tex; deterministic for the same entries."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

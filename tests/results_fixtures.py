@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import tasks
-from bench.results import config_hash, result_path, write_result
+from bench import records
+from bench.results import config_hash, result_path, write_record
 
 METRICS = {name: (tasks.get(name).metric, tasks.get(name).higher_is_better) for name in tasks.names()}
 
@@ -84,11 +85,17 @@ def failure_result(upstream: str, task: str, error: str) -> dict[str, Any]:
             "config": config, "config_hash": config_hash(config), "seed": 0}
 
 
+def stand_in(kind: str, upstream: str, name: str, config: dict[str, Any], chash: str, seed: int) -> records.Result:
+    """A one-layer probe or CCA record carrying a planned unit's config and hash (stand-in unit functions)."""
+    made = probe_result(upstream, name, [50.0]) if kind == "probe" else cca_result(upstream, name, [0.5])
+    return records.from_json({**made, "config": config, "config_hash": chash, "seed": seed})
+
+
 def write_all(out_dir: Path, results: Sequence[dict[str, Any]]) -> Path:
     """Write each result where the runner would (`<out>/<kind>/<upstream>__<unit>.json`)."""
     for r in results:
         name = r.get("task") or r.get("property")
-        write_result(result_path(out_dir, r["kind"], r["upstream"], name), r)
+        write_record(result_path(out_dir, r["kind"], r["upstream"], name), records.from_json(r))
     return out_dir
 
 

@@ -100,7 +100,7 @@ def test_realistic_suite_aggregates(tmp_path):
     g3 = next(g for g in comp.pair(FBANK, "pr", "phone").guided if g.k == 3)
     assert (g3.layer, g3.regret, g3.probed, g3.total) == (2, pytest.approx(10.0), 3, 5)
     assert g3.saved_fraction == pytest.approx(0.4)
-    assert [f["error"] for f in comp.failures] == ["RuntimeError: CUDA out of memory"]
+    assert [f.error for f in comp.failures] == ["RuntimeError: CUDA out of memory"]
     assert comp.recommended(HUBERT, "pr").property == "phone"
 
 
@@ -146,7 +146,7 @@ def test_config_and_errors(tmp_path, capsys):
 
 def test_failure_superseded_by_success_is_dropped():
     rs = parse_results([failure_result("u", "ic", "boom"), failure_result("u", "ks", "bang"), probe_result("u", "ic", [1, 2])])
-    assert [f["error"] for f in rs.failures] == ["bang"]
+    assert [f.error for f in rs.failures] == ["bang"]
 
 
 def test_missing_cca_is_noted_not_fatal():

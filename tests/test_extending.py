@@ -116,9 +116,9 @@ def test_a_user_task_gives_the_builtin_numbers_when_it_declares_the_same_task(pl
     kw = dict(out_dir=tmp_path, progress=False, overrides={"steps": 20, "eval_every": 10})
     builtin = run_probe("fbank:no_cmvn", "ic", synth_root, **kw).result
     mine = run_probe("fbank:no_cmvn", "py:toy_tasks:MyIC", synth_root, **kw).result
-    assert mine["task"] == builtin["task"] == "ic"
-    assert mine["per_layer"] == builtin["per_layer"]
-    assert mine["weighted_sum"]["test"] == builtin["weighted_sum"]["test"]
+    assert mine.task == builtin.task == "ic"
+    assert mine.per_layer == builtin.per_layer
+    assert mine.weighted_sum.test == builtin.weighted_sum.test
 
 
 def test_user_task_contract_errors_name_what_is_wrong(plugins):

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.results import read_result
+from bench.results import read_record
 from suite_fixtures import feature_suite, result_stamps, tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def assert_nothing_half_written(*folders: Path, final: bool) -> None:
             if not p.name.startswith("."):
                 json.loads(p.read_text())  # raises on a truncated file
                 if "results" in p.parts and "cache" not in p.parts:
-                    read_result(p)
+                    read_record(p)
         for p in folder.rglob("*.pt"):
             if not p.name.startswith("."):
                 torch.load(p, map_location="cpu", weights_only=True)

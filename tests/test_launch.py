@@ -18,6 +18,7 @@ import yaml
 from bench import launch, locks, runner
 from bench.cli import main as cli_main
 from bench.config import ConfigError
+from results_fixtures import stand_in
 from bench.launch import slurm
 
 
@@ -174,7 +175,7 @@ def test_a_unit_claimed_by_a_live_process_is_left_to_it(tmp_path, synth_root, mo
     """Two launches never compute one unit twice: the second leaves a claimed unit alone, and
     takes it over once the claimer is dead."""
     from bench import probe
-    from bench.results import UnitOutcome, write_result
+    from bench.results import UnitOutcome, write_record
 
     suite = runner.load_suite(_suite_file(tmp_path, synth_root))
     units = runner.plan(suite)
@@ -184,9 +185,8 @@ def test_a_unit_claimed_by_a_live_process_is_left_to_it(tmp_path, synth_root, mo
         computed.append(task)
         path, config, chash = probe.plan_probe(upstream, task, corpus, preset=kw["preset"], overrides=kw["overrides"],
                                                layers=kw["layers"], out_dir=kw["out_dir"], seed=kw["seed"])
-        payload = {"kind": "probe", "upstream": upstream, "task": task, "config": config, "config_hash": chash,
-                   "seed": kw["seed"]}
-        return UnitOutcome(write_result(path, payload), False, payload)
+        record = stand_in("probe", upstream, task, config, chash, kw["seed"])
+        return UnitOutcome(write_record(path, record), False, record)
 
     monkeypatch.setattr(probe, "run_probe", fake_probe)
     monkeypatch.setattr(runner, "summarise", lambda *a, **kw: {"tables": "built"})

@@ -97,17 +97,17 @@ def test_all_properties_from_one_pass_and_known_score_order(tone_corpus, tmp_pat
     up = CountingUpstream()
     outcomes = run_cca(up, tone_corpus, ["mel", "phone", "word", "mi"], preset="quick", overrides=SMALL,
                        out_dir=tmp_path, progress=False, device="cpu")
-    assert [o.result["property"] for o in outcomes] == ["mel", "phone", "word", "mi_phone", "mi_word"]
-    n_utts = outcomes[0].result["timings"]["pass_utterances"]
+    assert [o.result.property for o in outcomes] == ["mel", "phone", "word", "mi_phone", "mi_word"]
+    n_utts = outcomes[0].result.timings["pass_utterances"]
     # One forward per batch of 4 for everything: not per layer, not per property.
     assert up.calls == math.ceil(n_utts / 4)
     for o in outcomes:
         r = json.loads(o.path.read_text())
-        assert r["kind"] == "cca" and r["upstream"] == "fake:tones" and r["config_hash"] == o.result["config_hash"]
+        assert r["kind"] == "cca" and r["upstream"] == "fake:tones" and r["config_hash"] == o.result.config_hash
         assert [e["name"] for e in r["per_layer"]] == ["bands", "pooled", "noise"]
         for e in r["per_layer"]:
             assert -1.0 <= e["score"] <= 1.0 and e["n_samples"] > 0
-    by = {o.result["property"]: {e["name"]: e["score"] for e in o.result["per_layer"]} for o in outcomes}
+    by = {o.result.property: {e.name: e.score for e in o.result.per_layer} for o in outcomes}
     for prop in ("mel", "phone", "word", "mi_phone"):
         assert by[prop]["bands"] > by[prop]["noise"] + 0.2, (prop, by[prop])
         assert by[prop]["pooled"] > by[prop]["noise"] + 0.2, (prop, by[prop])
@@ -115,10 +115,10 @@ def test_all_properties_from_one_pass_and_known_score_order(tone_corpus, tmp_pat
     assert by["phone"]["bands"] > 0.6
     phone = outcomes[1].result
     # All layers describe the same segments; 6 phones x up to 30, words lower-cased into 5 classes.
-    assert len({e["n_samples"] for e in phone["per_layer"]}) == 1
-    assert phone["details"]["n_classes"] == 6
-    assert outcomes[2].result["details"]["n_classes"] == 5
-    assert outcomes[3].result["per_layer"][0]["splits"][0]["k"] == 12
+    assert len({e.extra["n_samples"] for e in phone.per_layer}) == 1
+    assert phone.details["n_classes"] == 6
+    assert outcomes[2].result.details["n_classes"] == 5
+    assert outcomes[3].result.per_layer[0].extra["splits"][0]["k"] == 12
 
 
 def test_resume_skips_finished_properties_and_hash_follows_relevant_config(tone_corpus, tmp_path):
@@ -129,10 +129,10 @@ def test_resume_skips_finished_properties_and_hash_follows_relevant_config(tone_
     again = run_cca(up, tone_corpus, ["mel", "phone"], preset="quick", overrides=SMALL, out_dir=tmp_path,
                     progress=False, device="cpu")
     assert up.calls == calls and all(o.skipped for o in again)
-    assert [o.result["per_layer"] for o in again] == [o.result["per_layer"] for o in first]
+    assert [o.result.per_layer for o in again] == [o.result.per_layer for o in first]
     plan = {p: h for p, _, _, h in plan_cca(up, tone_corpus, ["mel", "phone"], preset="quick",
                                             overrides=SMALL, out_dir=tmp_path)}
-    assert plan == {o.result["property"]: o.result["config_hash"] for o in first}
+    assert plan == {o.result.property: o.result.config_hash for o in first}
     changed = {**SMALL, "phone": {"per_label": 25}}
     plan2 = {p: h for p, _, _, h in plan_cca(up, tone_corpus, ["mel", "phone"], preset="quick",
                                              overrides=changed, out_dir=tmp_path)}
@@ -153,10 +153,10 @@ def test_shuffled_labels_control_and_word_vectors(tone_corpus, tmp_path):
                    out_dir=tmp_path / "real", progress=False, device="cpu")
     ctrl = run_cca(CountingUpstream(), tone_corpus, props, preset="quick", overrides={**SMALL, "shuffle_labels": True},
                    out_dir=tmp_path / "ctrl", progress=False, device="cpu")
-    score = lambda o: o.result["per_layer"][0]["score"]  # noqa: E731
+    score = lambda o: o.result.per_layer[0].score  # noqa: E731
     assert score(real[0]) > score(ctrl[0]) + 0.5
     assert score(real[1]) > score(ctrl[1]) + 0.3
-    g = real[1].result["details"]
+    g = real[1].result.details
     assert g["n_missing_words"] == 1 and g["missing_words"] == ["me"] and g["n_words"] == 4
     assert g["n_missing_segments"] > 0
     # 4 words span 3 centred dimensions: the 6-d vectors are used on their 3 principal axes.
@@ -187,8 +187,8 @@ def test_fbank_phone_cca_far_above_shuffled_labels_on_synthetic_corpus(synth_roo
                    progress=False, device="cpu")[0].result
     ctrl = run_cca("fbank", synth_root, ["phone"], preset="quick", overrides={**TINY, "shuffle_labels": True},
                    out_dir=tmp_path / "ctrl", progress=False, device="cpu")[0].result
-    s_real, s_ctrl = real["per_layer"][0]["score"], ctrl["per_layer"][0]["score"]
-    assert real["details"]["n_classes"] >= 20 and real["per_layer"][0]["n_samples"] >= 300
+    s_real, s_ctrl = real.per_layer[0].score, ctrl.per_layer[0].score
+    assert real.details["n_classes"] >= 20 and real.per_layer[0].extra["n_samples"] >= 300
     assert s_real > 0.3 and s_real > s_ctrl + 0.25, (s_real, s_ctrl)
     assert abs(s_ctrl) < 0.15
 

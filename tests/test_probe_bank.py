@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scores(result):
-    return [r["test"] for r in result["per_layer"]]
+    return [r.test for r in result.per_layer]
 
 
 def test_stacked_adam_is_per_head_adam_with_per_head_clipping():
@@ -67,11 +67,11 @@ def test_bank_recovers_layer_order_utterance_level(tmp_path):
     scores = _scores(out.result)
     rho = spearmanr(range(len(scores)), scores)[0]
     assert -rho > 0.9, scores
-    assert scores[0] > 90 and out.result["weighted_sum"]["test"] > 80
-    assert out.result["metric"] == "accuracy" and out.result["higher_is_better"] is True
-    ws = out.result["weighted_sum"]
-    assert len(ws["weights"]) == 5 and abs(sum(ws["weights"]) - 1) < 1e-5
-    assert ws["weights"][0] > ws["weights"][-1]  # the weights learnt to prefer the clean layer
+    assert scores[0] > 90 and out.result.weighted_sum.test > 80
+    assert out.result.metric == "accuracy" and out.result.higher_is_better is True
+    ws = out.result.weighted_sum
+    assert len(ws.weights) == 5 and abs(sum(ws.weights) - 1) < 1e-5
+    assert ws.weights[0] > ws.weights[-1]  # the weights learnt to prefer the clean layer
 
 
 @pytest.mark.slow
@@ -84,9 +84,9 @@ def test_bank_recovers_layer_order_frame_level(tmp_path):
     rho = spearmanr(range(len(scores)), scores)[0]
     assert rho > 0.9, scores  # PER grows with the noise
     assert scores[0] < 10
-    assert out.result["metric"] == "per" and out.result["higher_is_better"] is False
-    assert out.result["timings"]["extract_s"] > 0
-    assert all(1 <= s <= 100 for s in out.result["best_steps"].values())
+    assert out.result.metric == "per" and out.result.higher_is_better is False
+    assert out.result.timings["extract_s"] > 0
+    assert all(1 <= s <= 100 for s in out.result.best_steps.values())
 
 
 def test_cached_means_give_the_same_logits_as_frames(tmp_path):
@@ -119,12 +119,12 @@ def test_diverged_head_is_flagged_and_the_others_go_on(tmp_path):
     up = SignalUpstream([0.3, 0.6, 0.9], nan_layer=0)  # layer 0: NaN features of another width
     out = run_probe(up, "ks", corpus, out_dir=tmp_path / "runs", progress=False,
                     overrides={"steps": 30, "eval_every": 10})
-    rows = out.result["per_layer"]
-    assert rows[0]["flags"] == ["diverged", "untrained"] and rows[0]["test"] is None
-    assert all("diverged" not in r["flags"] and r["test"] is not None for r in rows[1:])
-    ws = out.result["weighted_sum"]
-    assert ws["layers"] == [1, 2] and "diverged" not in ws["flags"] and ws["test"] is not None
-    assert out.result["diverged_at"] == {"layer0": 1}
+    rows = out.result.per_layer
+    assert rows[0].flags == ["diverged", "untrained"] and rows[0].test is None
+    assert all("diverged" not in r.flags and r.test is not None for r in rows[1:])
+    ws = out.result.weighted_sum
+    assert ws.layers == [1, 2] and "diverged" not in ws.flags and ws.test is not None
+    assert out.result.diverged_at == {"layer0": 1}
     on_disk = json.loads(out.path.read_text())
     assert on_disk["per_layer"][0]["flags"] == ["diverged", "untrained"]
 
@@ -136,11 +136,11 @@ def test_nonfinite_skip_goes_on_like_s3prl(tmp_path):
     up = SignalUpstream([0.3, 0.6, 0.9], nan_layer=0)
     kw = dict(out_dir=tmp_path / "runs", progress=False)
     out = run_probe(up, "ks", corpus, overrides={"steps": 30, "eval_every": 10, "nonfinite": "skip"}, **kw)
-    rows = out.result["per_layer"]
-    assert rows[0]["flags"] == ["nonfinite_steps"] and rows[0]["test"] is not None
-    assert out.result["skipped_steps"] == {"layer0": 30} and out.result["diverged_at"] == {}
+    rows = out.result.per_layer
+    assert rows[0].flags == ["nonfinite_steps"] and rows[0].test is not None
+    assert out.result.skipped_steps == {"layer0": 30} and out.result.diverged_at == {}
     stop = run_probe(up, "ks", corpus, overrides={"steps": 30, "eval_every": 10}, force=True, **kw)
-    assert [r["test"] for r in rows[1:]] == [r["test"] for r in stop.result["per_layer"][1:]]
+    assert [r.test for r in rows[1:]] == [r.test for r in stop.result.per_layer[1:]]
 
 
 def test_not_converged_flag_marks_heads_still_improving_at_the_last_evaluation():
@@ -160,9 +160,9 @@ def test_huge_learning_rate_diverges_without_stopping_other_tasks(tmp_path):
     up = SignalUpstream([0.3, 0.6])
     out = run_probe(up, "pr", corpus, out_dir=tmp_path / "runs", progress=False, layers="0",
                     overrides={"steps": 6, "eval_every": 3, "lr": 1e30, "weighted_sum": {"enabled": False}})
-    (row,) = out.result["per_layer"]
-    assert "diverged" in row["flags"]
-    assert out.result["weighted_sum"] is None
+    (row,) = out.result.per_layer
+    assert "diverged" in row.flags
+    assert out.result.weighted_sum is None
 
 
 def test_skip_if_done_and_force(tmp_path, monkeypatch):
@@ -178,7 +178,7 @@ def test_skip_if_done_and_force(tmp_path, monkeypatch):
 
     monkeypatch.setattr(probe_mod, "build_groups", boom)
     second = run_probe(up, "ks", corpus, **kw)
-    assert second.skipped and second.result["config_hash"] == first.result["config_hash"]
+    assert second.skipped and second.result.config_hash == first.result.config_hash
     monkeypatch.undo()
     third = run_probe(up, "ks", corpus, force=True, **kw)
     assert not third.skipped
@@ -193,7 +193,7 @@ def test_same_seed_same_result(tmp_path):
     kw = dict(progress=False, overrides={"steps": 12, "eval_every": 4, "lr": 1e-2})
     a = run_probe(up, "ks", corpus, out_dir=tmp_path / "a", **kw).result
     b = run_probe(up, "ks", corpus, out_dir=tmp_path / "b", **kw).result
-    assert a["per_layer"] == b["per_layer"] and a["weighted_sum"] == b["weighted_sum"]
+    assert a.per_layer == b.per_layer and a.weighted_sum == b.weighted_sum
 
 
 def test_plan_records_config_without_loading(tmp_path):
@@ -237,7 +237,7 @@ def test_bank_on_cuda_matches_cpu_ordering(tmp_path):
     up = SignalUpstream([0.5, 1.2, 1.9, 2.6, 3.3])
     kw = dict(progress=False, overrides={"steps": 200, "eval_every": 50, "lr": 3e-3})
     gpu = run_probe(up, "ks", corpus, out_dir=tmp_path / "gpu", device="cuda", **kw).result
-    assert gpu["device"].startswith("cuda")
+    assert gpu.device.startswith("cuda")
     scores = _scores(gpu)
     assert -spearmanr(range(len(scores)), scores)[0] > 0.9, scores
     pr = run_probe(SignalUpstream([0.3, 0.55, 0.8, 1.05, 1.3]), "pr", phone_corpus(tmp_path / "pr"),
@@ -254,7 +254,7 @@ def test_kept_eval_features_change_nothing_but_forwards(tmp_path):
         extract = {"max_seconds": 80.0, "max_size": 32, "bf16": True, "keep_eval": keep}
         res.append(run_probe(up, "pr", corpus, out_dir=tmp_path / str(keep), progress=False,
                              overrides={"steps": 6, "eval_every": 2, "extract": extract}).result)
-    assert res[0]["per_layer"] == res[1]["per_layer"] and res[0]["weighted_sum"] == res[1]["weighted_sum"]
+    assert res[0].per_layer == res[1].per_layer and res[0].weighted_sum == res[1].weighted_sum
 
 
 def test_kept_train_features_forward_each_utterance_once_and_change_nothing(tmp_path):
@@ -333,7 +333,7 @@ def test_layer_norm_option_pooled_matches_frames(tmp_path):
     res = run_probe(up, "ks", class_corpus(tmp_path / "k", classes=2, per_class={"train": 4, "dev": 2, "test": 2}),
                     out_dir=tmp_path / "runs", progress=False,
                     overrides={"steps": 4, "eval_every": 2, "weighted_sum": {"layer_norm": True}}).result
-    assert res["weighted_sum"]["layer_norm"] is True and res["weighted_sum"]["test"] is not None
+    assert res.weighted_sum.layer_norm is True and res.weighted_sum.test is not None
 
 
 def test_training_buckets_halve_over_the_length_limit():

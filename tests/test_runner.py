@@ -17,6 +17,7 @@ import yaml
 from bench import runner
 from bench.cli import main as cli_main
 from bench.config import ConfigError
+from results_fixtures import stand_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,11 +209,11 @@ def test_interrupted_run_resumes_without_recomputing_and_matches(tmp_path_factor
     assert "Not ranked (fewer than 3 layers): FBANK (one layer)." in tail
     assert (out_a / "results/probe/fbank__ic.json").is_file() and (out_a / "results/cca/fbank__mel.json").is_file()
     failures = runner.read_failures(out_a)
-    assert sorted((f["upstream"], f.get("task") or f.get("property")) for f in failures) == [
-        ("nosuchfamily:model", "ic"), ("nosuchfamily:model", "mel")]
+    assert sorted((f.upstream, f.unit_kind, f.unit) for f in failures) == [
+        ("nosuchfamily:model", "cca", "mel"), ("nosuchfamily:model", "probe", "ic")]
     for f in failures:
-        assert f["kind"] == "failure" and f["config_hash"] and f["seed"] == 0
-        assert "nosuchfamily" in f["error"] and "Traceback" in f["traceback"]
+        assert f.kind == "failure" and f.config_hash and f.seed == 0
+        assert "nosuchfamily" in f.error and "Traceback" in f.traceback
     for f in ("leaderboard/index.html", "leaderboard/leaderboard.tex", "comparison/comparison.json", "run.json"):
         assert (out_a / f).is_file(), f
 
@@ -240,7 +241,7 @@ def test_interrupted_run_resumes_without_recomputing_and_matches(tmp_path_factor
 
     def counted_cca(upstream, corpus, properties, *a, **kw):
         outcomes = real_cca(upstream, corpus, properties, *a, **kw)
-        calls.extend((upstream, o.result["property"], o.skipped) for o in outcomes)
+        calls.extend((upstream, o.result.property, o.skipped) for o in outcomes)
         return outcomes
 
     monkeypatch.setattr(probe, "run_probe", counted_probe)
@@ -270,7 +271,7 @@ def test_failed_unit_is_retried_and_its_record_cleared_and_cca_properties_share_
                                                                                           monkeypatch):
     """Runner bookkeeping with stand-in unit functions (real planning, real result files)."""
     from bench import layerwise_cca, probe
-    from bench.results import UnitOutcome, write_result
+    from bench.results import UnitOutcome, write_record
 
     suite = runner.load_suite(_suite(
         tmp_path, cca={"properties": ["mel", "phone", "word"], "preset": "quick"},
@@ -284,17 +285,16 @@ def test_failed_unit_is_retried_and_its_record_cleared_and_cca_properties_share_
             raise RuntimeError("out of memory (first attempt)")
         path, config, chash = probe.plan_probe(upstream, task, corpus, preset=kw["preset"], overrides=kw["overrides"],
                                                layers=kw["layers"], out_dir=kw["out_dir"], seed=kw["seed"])
-        payload = {"kind": "probe", "upstream": upstream, "task": task, "config": config, "config_hash": chash,
-                   "seed": kw["seed"]}
-        return UnitOutcome(write_result(path, payload), False, payload)
+        record = stand_in("probe", upstream, task, config, chash, kw["seed"])
+        return UnitOutcome(write_record(path, record), False, record)
 
     def fake_cca(upstream, corpus, properties, **kw):
         cca_calls.append(list(properties))
         planned = layerwise_cca.plan_cca(upstream, corpus, properties, preset=kw["preset"], overrides=kw["overrides"],
                                          out_dir=kw["out_dir"], seed=kw["seed"])
-        return [UnitOutcome(write_result(path, {"kind": "cca", "property": prop, "config": config,
-                                                "config_hash": chash, "seed": kw["seed"]}), False, {})
+        made = [(path, stand_in("cca", upstream, prop, config, chash, kw["seed"]))
                 for prop, path, config, chash in planned]
+        return [UnitOutcome(write_record(path, record), False, record) for path, record in made]
 
     monkeypatch.setattr(probe, "run_probe", fake_probe)
     monkeypatch.setattr(layerwise_cca, "run_cca", fake_cca)
@@ -303,7 +303,7 @@ def test_failed_unit_is_retried_and_its_record_cleared_and_cca_properties_share_
         ("ks", "failed"), ("mel", "done"), ("phone", "done"), ("word", "done")]
     assert cca_calls == [["mel", "phone", "word"]]  # one upstream pass for all three properties
     (record,) = runner.read_failures(suite.out)
-    assert record["error"] == "RuntimeError: out of memory (first attempt)" and record["task"] == "ks"
+    assert record.error == "RuntimeError: out of memory (first attempt)" and record.task == "ks"
 
     again = runner.execute(suite, runner.plan(suite), progress=False, echo=lambda _: None)
     assert [(r.unit.name, r.status) for r in again] == [

@@ -11,19 +11,46 @@ from bench.cli import main as cli_main
 from bench.config import ConfigError
 
 
-def test_cca_ranking_orders_by_score_with_ties_to_the_lower_layer():
-    result = {"per_layer": [{"layer": 0, "score": 0.2}, {"layer": 1, "score": 0.7}, {"layer": 2, "score": 0.5},
-                            {"layer": 3, "score": 0.7}, {"layer": 4, "score": None}]}
-    assert select.cca_ranking(result) == [1, 3, 2, 0]
+def test_select_and_compare_agree_on_the_best_layers(tmp_path, monkeypatch):
+    """select reads the same records and uses the comparator's ranking and best-layer rules: on one
+    set of results both pick the same CCA layer, the same best dev layer (ties to the lower layer,
+    a diverged head left out, PER lower is better) and the same regret."""
+    from bench import compare, layerwise_cca, probe
+    from bench.results import write_record
+    from results_fixtures import cca_result, probe_result
 
+    corpus, results, out = tmp_path / "corpus", tmp_path / "results", tmp_path / "select"
+    # PER by layer: layer 0 diverged (its NaN would otherwise look best), layers 2 and 3 tie on dev.
+    full_dev, full_test = [5.0, 30.0, 20.0, 20.0, 35.0], [5.0, 31.0, 22.0, 19.0, 36.0]
+    cca_scores = [0.9, 0.1, 0.4, 0.7, 0.3]  # ranking 0, 3, 2, 4, 1
+    (_, cca_path, cfg, chash), = layerwise_cca.plan_cca("fbank", corpus, ["phone"], out_dir=results)
+    cca = {**cca_result("fbank", "phone", cca_scores), "config": cfg, "config_hash": chash}
+    write_record(cca_path, compare.records.from_json(cca))
+    full_path, pcfg, phash = probe.plan_probe("fbank", "pr", corpus, out_dir=results)
+    full = {**probe_result("fbank", "pr", full_test, dev=full_dev, diverged=[0]), "config": pcfg, "config_hash": phash}
+    write_record(full_path, compare.records.from_json(full))
 
-def test_best_layer_respects_the_metric_direction():
-    rows = [{"layer": 0, "dev": 30.0, "test": 31.0}, {"layer": 1, "dev": 20.0, "test": 25.0},
-            {"layer": 2, "dev": 20.0, "test": 19.0}, {"layer": 3, "dev": None, "test": 1.0}]
-    assert select.best_layer({"higher_is_better": False, "per_layer": rows})["layer"] == 1  # PER: lowest dev, tie -> lower
-    assert select.best_layer({"higher_is_better": True, "per_layer": rows})["layer"] == 0
-    with pytest.raises(ValueError, match="no per-layer dev scores"):
-        select.best_layer({"per_layer": [{"layer": 0, "dev": None}]})
+    def guided_probe(upstream, task, corpus, *, layers, out_dir, **kw):  # the top-3 layers, scored as in the sweep
+        rows = [(l, full_dev[l], full_test[l]) for l in layers]
+        rec = compare.records.from_json(probe_result(upstream, task, [t for _, _, t in rows], dev=[d for _, d, _ in rows],
+                                                     diverged=[i for i, (l, _, _) in enumerate(rows) if l == 0]))
+        for ls, (l, _, _) in zip(rec.per_layer, rows):
+            ls.layer = l
+        rec.weighted_sum = None
+        return probe.UnitOutcome(write_record(tmp_path / "guided.json", rec), False, rec)
+
+    monkeypatch.setattr(probe, "run_probe", guided_probe)
+    sel, _ = select.select_layer("fbank", "pr", corpus, 3, property="phone", out_dir=out, results_dir=results,
+                                 progress=False)
+    comp = compare.compare([compare.records.from_json(full), compare.records.from_json(cca)], {"pr": ["phone"]},
+                           top_ks=(3,))
+    (pair,) = comp.pairs
+    assert sel.cca_ranking == pair.cca_ranking == [0, 3, 2, 4, 1]
+    assert sel.probed_layers == [0, 2, 3]
+    assert sel.full_best_layer == pair.best_layer == 2  # dev tie 2/3 -> the lower layer; diverged 0 left out
+    assert sel.chosen_layer == pair.guided[0].layer == 2 and sel.chosen_dev == 20.0 and sel.chosen_test == 22.0
+    assert sel.regret == pair.guided[0].regret == 0.0 and sel.best_in_probed
+    assert sel.full_sweep_seconds == 12.5  # timings.total_s, the one key the writers write
 
 
 def test_property_for_task_follows_the_comparator_mapping():
@@ -57,7 +84,7 @@ def test_select_probes_only_the_cca_top_k_and_compares_with_the_full_sweep(tmp_p
 
     report_path = out / "reports" / "randinit_wav2vec2-tiny__ic.json"
     rep = json.loads(report_path.read_text())
-    scores = {r["layer"]: r["score"] for r in cca_out.result["per_layer"]}
+    scores = cca_out.result.scores
     top2 = sorted(sorted(scores, key=lambda l: (-scores[l], l))[:2])
     assert rep["probed_layers"] == top2 and rep["cca_result"] == str(cca_out.path) and rep["cca_reused"]
 
@@ -67,14 +94,14 @@ def test_select_probes_only_the_cca_top_k_and_compares_with_the_full_sweep(tmp_p
     assert rep["chosen_layer"] == max(top2, key=lambda l: (dev[l], -l))  # accuracy: higher is better
     assert f"chosen layer {rep['chosen_layer']}" in printed and str(report_path) in printed
 
-    n = len(full["per_layer"])
+    n = len(full.per_layer)
     assert (rep["heads_trained"], rep["heads_full_sweep"]) == (2, n + 1)
     assert rep["head_fraction"] == pytest.approx(2 / (n + 1))
-    full_dev = {r["layer"]: r["dev"] for r in full["per_layer"]}
-    full_test = {r["layer"]: r["test"] for r in full["per_layer"]}
+    full_dev = {r.layer: r.dev for r in full.per_layer}
+    full_test = {r.layer: r.test for r in full.per_layer}
     best = max(full_dev, key=lambda l: (full_dev[l], -l))
     assert rep["full_best_layer"] == best and rep["best_in_probed"] == (best in top2)
     assert rep["regret"] == pytest.approx(full_test[best] - full_test[rep["chosen_layer"]])
-    assert rep["full_sweep_seconds"] == pytest.approx(full["timings"]["total_s"])
+    assert rep["full_sweep_seconds"] == pytest.approx(full.timings["total_s"])
     assert rep["time_fraction"] == pytest.approx((rep["cca_seconds"] + rep["probe_seconds"]) / rep["full_sweep_seconds"],
                                                  rel=1e-9)

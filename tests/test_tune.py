@@ -97,15 +97,15 @@ def test_finds_the_rate_each_layer_needs(synth_root, tmp_path):
                    overrides={"steps": 15, "eval_every": 3, "weighted_sum": {"enabled": False, "layer_norm": False}},
                    tune={"grid": [1e-2, 1e-1, 1.0], "stack": 2, "pruner": "none"})
     res = out.result
-    chosen = {r["name"]: r["lr"] for r in res["per_layer"]}
+    chosen = {r.name: r.lr for r in res.per_layer}
     assert chosen == {"x1": 1e-2, "x0.01": 1e-1}
-    for row in res["per_layer"]:
-        trials = res["tune"]["trials"][row["name"]]
+    for row in res.per_layer:
+        trials = res.tune["trials"][row.name]
         assert len(trials) == 3 and all(t["state"] == "complete" for t in trials)
-        others = [t["dev"] for t in trials if t["lr"] != row["lr"]]
-        assert row["dev"] > max(others)  # clearly best: strictly above every other rate
-        assert row["test"] is not None
-    assert res["timings"]["rounds"] == 2  # K=2 rates per round (the third alone), one bank per round
+        others = [t["dev"] for t in trials if t["lr"] != row.lr]
+        assert row.dev > max(others)  # clearly best: strictly above every other rate
+        assert row.test is not None
+    assert res.timings["rounds"] == 2  # K=2 rates per round (the third alone), one bank per round
 
 
 def _kw(tmp_path, **tune):
@@ -113,10 +113,10 @@ def _kw(tmp_path, **tune):
                 tune={"trials": 4, "stack": 2, "pruner": "none", **tune})
 
 
-def _study_trials(db: str, result: dict) -> dict[str, list]:
+def _study_trials(db: str, result) -> dict[str, list]:
     storage = optuna.storages.RDBStorage(db)
     return {h: optuna.load_study(study_name=name, storage=storage).get_trials()
-            for h, name in result["tune"]["studies"].items()}
+            for h, name in result.tune["studies"].items()}
 
 
 def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path, monkeypatch):
@@ -153,7 +153,7 @@ def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path, mo
     assert len(rounds) == 1 and all(len(r) == 2 for r in rounds[0].values())  # only the missing 2 per head
     after = _study_trials(db, out.result)
     for head, trials in after.items():
-        name = out.result["tune"]["studies"][head]
+        name = out.result.tune["studies"][head]
         old = [t for t in before[name] if t.state == optuna.trial.TrialState.COMPLETE]
         kept = {t.number: t for t in trials}
         for t in old:  # finished trials untouched: same rate, score and completion time
@@ -174,7 +174,7 @@ def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path, mo
     monkeypatch.setattr(tune_mod, "train_bank", lambda *a, **k: pytest.fail("a finished trial was retrained"))
     assert run_tune(up, "ks", corpus, storage=db, **_kw(tmp_path)).skipped
     again = run_tune(up, "ks", corpus, storage=db, force=True, **_kw(tmp_path))
-    assert again.result["per_layer"] == res["per_layer"]
+    assert again.result.to_json()["per_layer"] == res["per_layer"]
 
 
 def test_orphans_of_dead_processes_fail_live_ones_stay(tmp_path):
@@ -200,12 +200,12 @@ def test_pruned_rates_stop_training_the_rest_go_on(tmp_path):
                    overrides={"steps": 40, "eval_every": 5, "weighted_sum": {"enabled": False, "layer_norm": False}},
                    tune={"grid": [1e-2, 3e-2, 1e-7, 2e-2], "stack": 2, "pruner": "median", "prune_startup": 2,
                          "prune_warmup": 1})
-    trials = out.result["tune"]["trials"]["layer0"]
+    trials = out.result.tune["trials"]["layer0"]
     assert [t["lr"] for t in trials] == [1e-2, 3e-2, 1e-7, 2e-2]
     assert [t["state"] for t in trials] == ["complete", "complete", "pruned", "complete"]
-    assert max(trials[2]["intermediate"]) <= 10  # stopped early ...
-    assert max(trials[3]["intermediate"]) == 40  # ... while the good rate beside it trained the whole budget
-    assert out.result["per_layer"][0]["lr"] in (1e-2, 3e-2, 2e-2) and out.result["timings"]["rounds"] == 2
+    assert max(map(int, trials[2]["intermediate"])) <= 10  # stopped early ...
+    assert max(map(int, trials[3]["intermediate"])) == 40  # ... while the good rate beside it trained the whole budget
+    assert out.result.per_layer[0].lr in (1e-2, 3e-2, 2e-2) and out.result.timings["rounds"] == 2
 
 
 @pytest.mark.parametrize("tune, msg", [

@@ -106,17 +106,17 @@ def test_cca_and_probes_on_the_tiny_corpus(ckpts, synth_root, tmp_path):
                     "k_phone": 10, "k_word": 10}}
     outcomes = run_cca(spec, synth_root, ["mel", "phone", "word", "mi"], preset="quick", overrides=small,
                        out_dir=tmp_path, progress=False, device="cpu")
-    assert [o.result["property"] for o in outcomes] == ["mel", "phone", "word", "mi_phone", "mi_word"]
+    assert [o.result.property for o in outcomes] == ["mel", "phone", "word", "mi_phone", "mi_word"]
     for o in outcomes:
-        rows = o.result["per_layer"]
-        assert [r["stride"] for r in rows] == [s.stride for s in _load(ckpts[3]).layers]
-        assert all(r["score"] == r["score"] for r in rows), o.result["property"]  # no NaN
-    mel = outcomes[0].result["details"]["keep_fraction"]
+        rows = o.result.per_layer
+        assert [r.stride for r in rows] == [s.stride for s in _load(ckpts[3]).layers]
+        assert all(r.score is not None for r in rows), o.result.property  # no NaN
+    mel = outcomes[0].result.details["keep_fraction"]
     assert set(mel) == {"320", "640", "1280"}  # one mel grid per rate
     for task in ("pr", "ks"):
         res = run_probe(spec, task, synth_root, out_dir=tmp_path, progress=False, device="cpu",
                         overrides={"steps": 4, "eval_every": 2, "batch_size": 8}).result
-        assert len(res["per_layer"]) == 19 and all(r["test"] is not None for r in res["per_layer"])
-        ws = res["weighted_sum"]
-        assert ws["test"] is not None and len(ws["layers"]) == 15
-        assert sorted(set(ws["repeat"])) == [1, 2, 4]
+        assert len(res.per_layer) == 19 and all(r.test is not None for r in res.per_layer)
+        ws = res.weighted_sum
+        assert ws.test is not None and len(ws.layers) == 15
+        assert sorted(set(ws.repeat)) == [1, 2, 4]

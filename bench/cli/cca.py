@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.records import CCAResult
 
 ORDER = 40
 
@@ -60,23 +63,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(results: list[dict]) -> str:
+def format_table(results: list[CCAResult]) -> str:
     """Per-layer table: one row per layer, one score column per property."""
     if not results:
         return "(no results)"
-    props = [r["property"] for r in results]
-    rows: dict[tuple[int, str], dict[str, float]] = {}
+    props = [r.property for r in results]
+    rows: dict[tuple[int, str], dict[str, float | None]] = {}
     for r in results:
-        for e in r["per_layer"]:
-            rows.setdefault((e["layer"], e["name"]), {})[r["property"]] = e["score"]
+        for e in r.per_layer:
+            rows.setdefault((e.layer, e.name), {})[r.property] = e.score
     width = max(8, *(len(p) for p in props))
     name_w = max(5, *(len(n) for _, n in rows))
     head = f"{'layer':>5}  {'name':<{name_w}}  " + "  ".join(f"{p:>{width}}" for p in props)
     lines = [head, "-" * len(head)]
     for (idx, name), scores in rows.items():
-        cells = []
-        for p in props:
-            v = scores.get(p)
-            cells.append(f"{'-' if v is None or (isinstance(v, float) and math.isnan(v)) else f'{v:.4f}':>{width}}")
+        cells = [f"{'-' if scores.get(p) is None else f'{scores[p]:.4f}':>{width}}" for p in props]
         lines.append(f"{idx:>5}  {name:<{name_w}}  " + "  ".join(cells))
     return "\n".join(lines)

@@ -4,6 +4,10 @@ PCA / t-SNE / UMAP pictures checked by k-means, and pairwise comparisons of clus
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.records import ClustersResult
 
 ORDER = 45
 
@@ -60,17 +64,17 @@ def _run(args: argparse.Namespace) -> int:
                                 labels=args.label, seed=args.seed, device=args.device, force=args.force,
                                 progress=not args.no_progress)
     print(format_table(result))
-    print(f"clusters of {len(result['per_layer'])} layer(s) on {result['n_samples']} {result['unit']}s "
-          f"({result['n_labels']} {result['label_tier']} labels, k = {result['k']}) in {path}")
+    print(f"clusters of {len(result.per_layer)} layer(s) on {result.n_samples} {result.unit}s "
+          f"({result.n_labels} {result.label_tier} labels, k = {result.k}) in {path}")
     return 0
 
 
-def format_table(result: dict) -> str:
+def format_table(result: ClustersResult) -> str:
     """One row per (upstream, layer): AMI / homogeneity / completeness for full vectors and views."""
-    views = sorted({v for e in result["per_layer"] for v in e["views"]})
+    views = sorted({v for e in result.per_layer for v in e["views"]})
     head = ["upstream", "layer", "kmeans", "spherical"] + [f"{v}(vs full)" for v in views]
     rows = [head]
-    for e in result["per_layer"]:
+    for e in result.per_layer:
         f = e["full"]
         row = [e["label"], f"{e['name']}", *(f"{f[m]['ami']:.3f}/{f[m]['homogeneity']:.3f}/{f[m]['completeness']:.3f}"
                                              for m in ("kmeans", "spherical_kmeans"))]
@@ -79,7 +83,7 @@ def format_table(result: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "AMI/homogeneity/completeness against labels; views: AMI of k-means on 2-D (vs full-vector k-means)")
-    for p in result["pairs"]:
+    for p in result.pairs:
         lines.append(f"pair {p['a']['label']} L{p['a']['layer']} vs {p['b']['label']} L{p['b']['layer']}: "
                      f"AMI {p['ami']:.3f}, homogeneity {p['homogeneity']:.3f}, completeness {p['completeness']:.3f}")
     return "\n".join(lines)

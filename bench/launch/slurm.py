@@ -28,7 +28,8 @@ from typing import Any
 from bench.config import ConfigError
 from bench.launch import LauncherSpec
 from bench.locks import read_holder
-from bench.results import is_done, read_result, write_json_atomic
+from bench.records import FailureRecord
+from bench.results import is_done, read_record, write_json_atomic
 
 LEDGER = Path("slurm") / "ledger.json"
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
@@ -134,7 +135,7 @@ def unit_states(suite, units: Sequence[Any], ledger: dict[str, Any], jobs: dict[
 
 def _failure_error(path: Path) -> str:
     try:
-        return f"{read_result(path).get('error', '?')} (record: {path})"
+        return f"{read_record(path, FailureRecord).error or '?'} (record: {path})"
     except (OSError, ValueError):
         return f"record: {path}"
 
