@@ -90,6 +90,25 @@ def upstream_info(up: Any) -> dict[str, Any]:
                         "final_norm": s.final_norm} for s in up.layers]}
 
 
+@dataclass(kw_only=True)
+class _Stored:
+    """What every record file has beside its own fields: the package versions that wrote it, and
+    where it was read from (not written)."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    path: str = field(default=IN_MEMORY, compare=False)
+
+
+@dataclass(kw_only=True)
+class _Unit(_Stored):
+    """A record of one unit of work: the config it ran with, that config's hash (a unit is done
+    when its file carries the planned hash) and its seed."""
+
+    config: dict[str, Any]
+    config_hash: str
+    seed: Any
+
+
 # --------------------------------------------------------------------------- probe results
 
 
@@ -186,8 +205,8 @@ class WeightedSumScore(_Head):
                    extra=_extra(ws, _WS_KEYS))
 
 
-@dataclass
-class ProbeResult:
+@dataclass(kw_only=True)
+class ProbeResult(_Unit):
     """One (upstream, task) unit of the probe bank (`layerbench probe`), or of the learning-rate
     search (`layerbench tune`: `tuned`, the search in `tune`, each head's chosen `lr`).
 
@@ -202,9 +221,6 @@ class ProbeResult:
     higher_is_better: bool
     per_layer: list[LayerScore]
     weighted_sum: WeightedSumScore | None
-    config: dict[str, Any]
-    config_hash: str
-    seed: Any
     label: str | None = None
     targets: dict[str, Any] | None = None
     corpus: dict[str, Any] = field(default_factory=dict)
@@ -216,8 +232,6 @@ class ProbeResult:
     skipped_steps: dict[str, int] | None = None
     tuned: bool = False
     tune: dict[str, Any] | None = None
-    versions: dict[str, str] = field(default_factory=dict)
-    path: str = field(default=IN_MEMORY, compare=False)  # where it was read from (not written)
 
     def to_higher(self, raw: float | None) -> float | None:
         """Raw metric -> higher-is-better score (error rate e -> 100 - e)."""
@@ -330,25 +344,20 @@ class CCALayer:
                    extra=_extra(e, ("layer", "name", "stride", "score")))
 
 
-@dataclass
-class CCAResult:
+@dataclass(kw_only=True)
+class CCAResult(_Unit):
     """One (upstream, CCA property) unit: every layer's score and how it was sampled."""
 
     kind: ClassVar[str] = "cca"
     upstream: str
     property: str
     per_layer: list[CCALayer]
-    config: dict[str, Any]
-    config_hash: str
-    seed: Any
     label: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     corpus: dict[str, Any] = field(default_factory=dict)
     upstream_info: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     device: str | None = None
-    versions: dict[str, str] = field(default_factory=dict)
-    path: str = field(default=IN_MEMORY, compare=False)
 
     @property
     def scores(self) -> dict[int, float]:
@@ -385,8 +394,8 @@ class CCAResult:
 # --------------------------------------------------------------------------- clusters results
 
 
-@dataclass
-class ClustersResult:
+@dataclass(kw_only=True)
+class ClustersResult(_Unit):
     """One `layerbench clusters` analysis: per (upstream, layer) cluster scores and views, and
     the compared pairs of clusterings. Entries keep the analysis's own nested shape
     (`bench.clusters.analyse_layer`)."""
@@ -403,13 +412,8 @@ class ClustersResult:
     per_layer: list[dict[str, Any]]
     pairs: list[dict[str, Any]]
     plots: dict[str, str]
-    config: dict[str, Any]
-    config_hash: str
-    seed: Any
     device: str | None = None
     timings: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    path: str = field(default=IN_MEMORY, compare=False)
 
     _FIELDS: ClassVar[tuple[str, ...]] = ("upstreams", "unit", "label_tier", "k", "n_labels", "n_samples",
                                           "label_counts", "sampling", "per_layer", "pairs", "plots", "config",
@@ -430,8 +434,8 @@ class ClustersResult:
 # --------------------------------------------------------------------------- runner records
 
 
-@dataclass
-class FailureRecord:
+@dataclass(kw_only=True)
+class FailureRecord(_Unit):
     """A unit that raised: the error, its traceback and the config it ran with (`<out>/failures/`)."""
 
     kind: ClassVar[str] = "failure"
@@ -439,15 +443,10 @@ class FailureRecord:
     upstream: str
     unit: str  # the task (probe, tune) or the property (cca); written under that key
     error: str
-    config: dict[str, Any]
-    config_hash: str
-    seed: Any
     label: str | None = None
     traceback: str = ""
     result_path: str | None = None
     time: str | None = None
-    versions: dict[str, str] = field(default_factory=dict)
-    path: str = field(default=IN_MEMORY, compare=False)
 
     @property
     def unit_key(self) -> str:
@@ -513,9 +512,11 @@ class RunUnitLog:
                    error=u.get("error"), failure_record=u.get("failure_record"))
 
 
-@dataclass
-class RunLog:
-    """`<out>/run.json`: what one invocation did per unit (timings, failures) and what it wrote."""
+@dataclass(kw_only=True)
+class RunLog(_Stored):
+    """`<out>/run.json`: what one invocation did per unit (timings, failures) and what it wrote.
+
+    Rewritten by every `layerbench run` of the folder: it logs the last invocation, not the results."""
 
     kind: ClassVar[str] = "run"
     suite: str
@@ -523,8 +524,6 @@ class RunLog:
     seeds: list[int]
     units: list[RunUnitLog]
     outputs: dict[str, Any]
-    versions: dict[str, str] = field(default_factory=dict)
-    path: str = field(default=IN_MEMORY, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return _stamped(self.kind, {"suite": self.suite, "source": self.source, "seeds": list(self.seeds),

@@ -276,7 +276,7 @@ def test_kept_train_features_forward_each_utterance_once_and_change_nothing(tmp_
         res.append(run_probe(up, "pr", corpus, out_dir=tmp_path / str(keep), progress=False,
                              overrides={"steps": 9, "eval_every": 3, "batch_size": 4, "extract": extract}).result)
         forwarded.append(Counting.utterances)
-    assert res[0]["per_layer"] == res[1]["per_layer"] and res[0]["weighted_sum"] == res[1]["weighted_sum"]
+    assert res[0].per_layer == res[1].per_layer and res[0].weighted_sum == res[1].weighted_sum
     assert forwarded == [3 * 12 + 8, 12 + 8]  # train epochs (+ dev and test once, kept)
 
 
