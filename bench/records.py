@@ -1,5 +1,5 @@
 """Typed records of every file the harness writes: probe (and tuned probe) results, CCA results,
-clusters results, failure records and the run log.
+clusters results, CCA across checkpoints (series), failure records and the run log.
 
 One dataclass per kind of file, each with one `to_json` and one `from_json`. Writers build a
 record and store it with `bench.results.write_record` (which stamps the package versions); every
@@ -431,6 +431,63 @@ class ClustersResult(_Unit):
                    device=d.get("device"), timings=d.get("timings") or {}, versions=d.get("versions") or {}, path=path)
 
 
+# --------------------------------------------------------------------------- CCA across checkpoints
+
+
+@dataclass
+class SeriesCheckpoint:
+    """One checkpoint of a series: its column label, its spec and its CCA result file per property."""
+
+    label: str
+    spec: str
+    results: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "spec": self.spec, "results": dict(self.results)}
+
+
+@dataclass(kw_only=True)
+class SeriesResult(_Stored):
+    """`<out>/series/<name>/series.json`: per-layer CCA of every (property, checkpoint), gathered
+    from the checkpoints' CCA results. `scores[property][label]` maps layer -> score, None where
+    that checkpoint's result is missing or failed."""
+
+    kind: ClassVar[str] = "series"
+    name: str
+    seed: Any
+    preset: str
+    properties: list[str]
+    checkpoints: list[SeriesCheckpoint]
+    scores: dict[str, dict[str, dict[int, float] | None]]
+
+    @property
+    def layers(self) -> list[int]:
+        """Every layer scored at some checkpoint, ascending."""
+        return sorted({l for cols in self.scores.values() for col in cols.values() if col for l in col})
+
+    def to_json(self) -> dict[str, Any]:
+        scores = {p: {label: None if col is None else {str(l): v for l, v in col.items()} for label, col in cols.items()}
+                  for p, cols in self.scores.items()}
+        return _stamped(self.kind, {"name": self.name, "seed": self.seed, "preset": self.preset,
+                                    "properties": list(self.properties),
+                                    "checkpoints": [c.to_json() for c in self.checkpoints], "scores": scores},
+                        self.versions)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], path: str = IN_MEMORY) -> "SeriesResult":
+        check_header(d, cls.kind, path)
+        try:
+            scores = {p: {label: None if col is None else {int(l): finite(v) for l, v in col.items()}
+                          for label, col in cols.items()} for p, cols in _require(d, "scores", path).items()}
+            checkpoints = [SeriesCheckpoint(str(c["label"]), str(c["spec"]), dict(c.get("results") or {}))
+                           for c in _require(d, "checkpoints", path)]
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise SchemaError(f"{path}: malformed series scores or checkpoints ({e})") from e
+        return cls(name=str(_require(d, "name", path)), seed=d.get("seed"), preset=str(d.get("preset", "")),
+                   properties=list(_require(d, "properties", path)), checkpoints=checkpoints, scores=scores,
+                   versions=d.get("versions") or {}, path=path)
+
+
 # --------------------------------------------------------------------------- runner records
 
 
@@ -539,8 +596,9 @@ class RunLog(_Stored):
 
 
 Result = ProbeResult | CCAResult | ClustersResult | FailureRecord
-Record = Result | RunLog
-KINDS: dict[str, type] = {c.kind: c for c in (ProbeResult, CCAResult, ClustersResult, FailureRecord, RunLog)}
+Record = Result | SeriesResult | RunLog
+KINDS: dict[str, type] = {c.kind: c for c in (ProbeResult, CCAResult, ClustersResult, FailureRecord, SeriesResult,
+                                               RunLog)}
 
 
 def from_json(data: Any, path: str = IN_MEMORY, expect: type | None = None) -> Record:

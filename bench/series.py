@@ -16,8 +16,8 @@ from typing import Any
 
 from bench import schema
 from bench.config import ConfigError
-from bench.records import CCAResult
-from bench.results import read_record, slug, write_json_atomic
+from bench.records import CCAResult, SeriesCheckpoint, SeriesResult
+from bench.results import read_record, slug, write_record
 
 
 @dataclass(frozen=True)
@@ -78,22 +78,15 @@ def parse_series(items: Any, where: str, default_properties: list[str] | None, d
 def collect(series: SeriesEntry, paths: dict[tuple[str, str], Path], folder: Path, seed: int) -> Path:
     """Gather the per-layer scores of every (checkpoint spec, property) result into
     `<folder>/series.json`; a missing or failed result leaves that column empty."""
-    scores: dict[str, dict[str, dict[str, float] | None]] = {}
+    scores: dict[str, dict[str, dict[int, float] | None]] = {}
     for prop in series.properties:
         scores[prop] = {}
         for cp in series.checkpoints:
             path = paths.get((cp.spec, prop))
-            result = read_record(path, CCAResult) if path is not None and path.is_file() else None
-            scores[prop][cp.label] = {str(l): s for l, s in result.scores.items()} if result else None
-    payload = {
-        "kind": "series",
-        "name": series.name,
-        "seed": seed,
-        "preset": series.preset,
-        "properties": series.properties,
-        "checkpoints": [{"label": c.label, "spec": c.spec,
-                         "results": {p: str(paths[(c.spec, p)]) for p in series.properties if (c.spec, p) in paths}}
-                        for c in series.checkpoints],
-        "scores": scores,
-    }
-    return write_json_atomic(folder / "series.json", payload)
+            scores[prop][cp.label] = (read_record(path, CCAResult).scores if path is not None and path.is_file()
+                                      else None)
+    checkpoints = [SeriesCheckpoint(c.label, c.spec, {p: str(paths[(c.spec, p)]) for p in series.properties
+                                                      if (c.spec, p) in paths}) for c in series.checkpoints]
+    return write_record(folder / "series.json", SeriesResult(name=series.name, seed=seed, preset=series.preset,
+                                                             properties=list(series.properties),
+                                                             checkpoints=checkpoints, scores=scores))

@@ -12,7 +12,7 @@ import pytest
 
 from bench import records
 from bench.records import (CCALayer, CCAResult, ClustersResult, FailureRecord, LayerScore, ProbeResult, RunLog,
-                           RunUnitLog, SchemaError, WeightedSumScore)
+                           RunUnitLog, SchemaError, SeriesCheckpoint, SeriesResult, WeightedSumScore)
 from bench.results import is_done, load_results, read_record, write_record
 
 V1 = Path(__file__).parent / "data" / "records_v1"  # written by `layerbench probe/tune/cca/run` before bench/records.py
@@ -67,7 +67,15 @@ def _run_log() -> RunLog:
         RunUnitLog("bad", "Bad", "cca", "mel", 0, "failed", 0.1, "/r/mel.json", "h2", "ValueError: x", "/f.json")])
 
 
-RECORDS = [_probe(), _tuned(), _cca(), _clusters(), _failure("cca"), _failure("probe"), _failure("tune"), _run_log()]
+def _series() -> SeriesResult:
+    return SeriesResult(name="hubert", seed=0, preset="quick", properties=["mel", "phone"],
+                        checkpoints=[SeriesCheckpoint("init", "randinit:hubert-small", {"mel": "/r/init_mel.json"}),
+                                     SeriesCheckpoint("it1", "hf:layerbench/hubert-small-it1")],
+                        scores={"mel": {"init": {0: 0.9, 1: 0.5}, "it1": None}, "phone": {"init": {}, "it1": None}})
+
+
+RECORDS = [_probe(), _tuned(), _cca(), _clusters(), _failure("cca"), _failure("probe"), _failure("tune"), _series(),
+           _run_log()]
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: f"{r.kind}-{getattr(r, 'unit_kind', '')}")
@@ -151,6 +159,17 @@ def test_v1_files_carry_what_the_readers_use():
     assert log.units[0].failure_record.endswith("nosuchfamily_model__probe-ks__seed0.json")
     data = json.loads((V1 / "run.json").read_text())
     assert log.to_json() == {"schema_version": 1, **data}
+
+
+def test_series_file_of_before_reads_with_integer_layers(tmp_path):
+    """series.json had no schema_version before; its layer keys are strings on disk, integers in the record."""
+    old = {"kind": "series", "name": "hubert", "seed": 0, "preset": "quick", "properties": ["mel"],
+           "checkpoints": [{"label": "init", "spec": "randinit:hubert-small", "results": {"mel": "/r.json"}}],
+           "scores": {"mel": {"init": {"0": 0.9, "1": 0.5}}}}
+    (tmp_path / "series.json").write_text(json.dumps(old))
+    rec = read_record(tmp_path / "series.json", SeriesResult)
+    assert rec.scores["mel"]["init"] == {0: 0.9, 1: 0.5} and rec.layers == [0, 1] and rec.checkpoints[0].label == "init"
+    assert rec.to_json() == {"schema_version": 1, **old}
 
 
 def test_load_results_reads_every_result_kind_and_passes_over_other_files(tmp_path):
