@@ -10,6 +10,7 @@ each stacked tensor is head g's, nothing is shared).
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,7 @@ class BiLSTMHead(nn.Module):
                             dropout=dropout if layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(2 * hidden, vocab)
+        self.shape = (dim, proj, hidden, layers, dropout, vocab)
 
     def forward(self, frames: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         x = self.proj(frames)
@@ -117,16 +119,117 @@ class BiLSTMHead(nn.Module):
         return self.out(self.drop(y))
 
 
+LSTM_PATH_ENV = "LAYERBENCH_LSTM"
+LSTM_PATHS = ("auto", "fused", "per-head")
+
+
+def lstm_path(device: torch.device) -> str:
+    """`fused` or `per-head` for BiLSTM heads on `device`, from $LAYERBENCH_LSTM (default `auto`).
+
+    `auto` fuses on the CPU, where one LSTM's cost is per-timestep overhead, not FLOPs, and keeps
+    cuDNN's per-head kernels elsewhere (the fused loop is not measured on a GPU). `per-head` is
+    the reference path (nn.LSTM on packed sequences); both give the same numbers up to float
+    rounding and dropout draws.
+    """
+    path = os.environ.get(LSTM_PATH_ENV, "auto") or "auto"
+    if path not in LSTM_PATHS:
+        raise ValueError(f"${LSTM_PATH_ENV}={path!r}: must be one of {', '.join(LSTM_PATHS)}")
+    if path == "auto":
+        return "fused" if device.type == "cpu" else "per-head"
+    return path
+
+
+def _reverse_within(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Time-major [N, T, B, F] with every sequence b reversed over its first lens[b] frames (the
+    rest stays in place): where nn.LSTM's reverse direction of a packed sequence starts."""
+    n, t, b, f = x.shape
+    steps = torch.arange(t, device=x.device)[:, None]
+    src = torch.where(steps < lens, lens - 1 - steps, steps)  # [T, B]; an involution
+    flat = (src * b + torch.arange(b, device=x.device)).reshape(-1)
+    return x.reshape(n, t * b, f).index_select(1, flat).reshape(n, t, b, f)
+
+
+def _stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """G Linear layers in one bmm: x [G, N, in], weight [G, out, in] (nn.Linear's), bias [G, out]."""
+    return torch.baddbmm(bias[:, None], x, weight.transpose(1, 2))
+
+
+def fused_bilstm(heads: Sequence[BiLSTMHead], x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """G BiLSTMHeads of one shape on [G, B, T, D] in one pass: `torch.stack` of each head's output.
+
+    Each head's parameters stay its own modules' (stacked here, so gradients reach them); every
+    LSTM layer runs all G heads and both directions as one time loop of batched matmuls, which
+    on a CPU costs about what one nn.LSTM does. Semantics are nn.LSTM's on packed sequences
+    (`BiLSTMHead.forward`): the reverse direction of each sequence starts at its own last frame,
+    outputs past a sequence's length are zeros, dropout between LSTM layers and before the output
+    Linear in training mode only.
+    """
+    first = heads[0]
+    hid, layers, training = first.lstm.hidden_size, first.lstm.num_layers, first.training
+    g, b, t, d = x.shape
+    lens = lens.to(x.device).clamp(min=1)  # as BiLSTMHead.forward packs them
+    steps = int(lens.max())
+    valid = (torch.arange(steps, device=x.device)[:, None] < lens)[None, :, :, None]  # [1, T', B, 1]
+    # nn.LSTM's gate rows are i, f, g, o; taken here as i, f, o, g (one sigmoid over the first 3H).
+    order = torch.cat([torch.arange(2 * hid), torch.arange(3 * hid, 4 * hid), torch.arange(2 * hid, 3 * hid)]
+                      ).to(x.device)
+
+    def stack(name: str) -> torch.Tensor:
+        return torch.stack([h.get_parameter(name) for h in heads])
+
+    def both(name: str) -> torch.Tensor:  # [2G, 4H, ...]: every head's forward, then every head's reverse
+        return torch.cat([stack(f"lstm.{name}{sfx}") for sfx in ("", "_reverse")])[:, order]
+
+    # Time-major [G, T', B, F] from here: the loop reads one contiguous [2G, B, 4H] block per step.
+    frames = x.transpose(1, 2)[:, :steps].reshape(g, steps * b, d)
+    y = _stacked_linear(frames, stack("proj.weight"), stack("proj.bias")).reshape(g, steps, b, -1)
+    for layer in range(layers):
+        w_ih, w_hh = both(f"weight_ih_l{layer}"), both(f"weight_hh_l{layer}")
+        bias = both(f"bias_ih_l{layer}") + both(f"bias_hh_l{layer}")
+        inp = torch.cat([y, _reverse_within(y, lens)]).reshape(2 * g, steps * b, -1)
+        gates_in = _stacked_linear(inp, w_ih, bias).reshape(2 * g, steps, b, 4 * hid)
+        w_hh_t = w_hh.transpose(1, 2).contiguous()
+        h = c = x.new_zeros(2 * g, b, hid)
+        outs = []
+        # unbind: one gradient buffer for all steps in backward (indexing would allocate one per step)
+        for step_in in gates_in.transpose(0, 1).contiguous().unbind(0):
+            gates = torch.baddbmm(step_in, h, w_hh_t)
+            sig, cell = gates.split([3 * hid, hid], -1)
+            i, f, o = sig.sigmoid().chunk(3, -1)
+            c = torch.addcmul(f * c, i, cell.tanh())
+            h = o * c.tanh()
+            outs.append(h)
+        out = torch.stack(outs, 1)  # [2G, T', B, H]
+        y = torch.cat([out[:g], _reverse_within(out[g:], lens)], -1) * valid
+        if layer < layers - 1:
+            y = F.dropout(y, first.lstm.dropout, training)
+    y = F.dropout(y, first.drop.p, training)
+    out_w, out_b = stack("out.weight"), stack("out.bias")
+    logits = _stacked_linear(y.reshape(g, steps * b, -1), out_w, out_b).reshape(g, steps, b, -1).transpose(1, 2)
+    if steps < t:  # frames past every length: zeros through the output Linear, as pad_packed_sequence gives
+        logits = torch.cat([logits, out_b[:, None, None].expand(g, b, t - steps, -1)], 2)
+    return logits
+
+
 class ModuleHeads(nn.Module):
-    """G heads that cannot be batched (LSTMs): a loop with the same [G, B, ...] interface."""
+    """G heads that cannot be stacked into one tensor each (LSTMs), with the same [G, B, ...] interface.
+
+    The heads keep separate modules (own state_dict, own Adam); BiLSTMHeads of one shape run as
+    one fused pass on the CPU (`fused_bilstm`, see `lstm_path`).
+    """
 
     stacked = False
 
     def __init__(self, heads: Sequence[nn.Module]):
         super().__init__()
         self.heads = nn.ModuleList(heads)
+        first = self.heads[0] if len(self.heads) else None
+        self.fusable = isinstance(first, BiLSTMHead) and all(
+            type(h) is BiLSTMHead and h.shape == first.shape for h in self.heads)
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        if self.fusable and lstm_path(x.device) == "fused":
+            return fused_bilstm(list(self.heads), x, lens)
         return torch.stack([h(x[g], lens) for g, h in enumerate(self.heads)])
 
 
