@@ -40,7 +40,6 @@ from scipy import stats
 import tasks
 from bench import cca_properties
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
-from bench import records
 from bench.records import CCAResult, FailureRecord, ProbeResult, Result, finite
 from bench.results import write_json_atomic
 
@@ -77,18 +76,14 @@ class ResultSet:
         return sorted({p for _, p in self.ccas}, key=cca_properties.sort_key)
 
 
-def parse_results(results: Iterable[Result | dict[str, Any]]) -> ResultSet:
-    """Index probe / CCA / failure records (dicts are read as records first, `_path` naming
-    where they came from); other kinds (e.g. clustering) are ignored.
+def parse_results(results: Iterable[Result]) -> ResultSet:
+    """Index probe / CCA / failure records (from bench.results.load_results); other kinds (e.g.
+    clustering) are ignored.
 
     Two files for the same unit are an error: picking one silently could mix runs.
     """
     rs = ResultSet()
     for rec in results:
-        if isinstance(rec, dict):
-            if rec.get("kind") not in ("probe", "cca", "failure"):
-                continue
-            rec = records.from_json(rec, rec.get("_path", records.IN_MEMORY))
         if isinstance(rec, FailureRecord):
             rs.failures.append(rec)
             continue
@@ -559,7 +554,7 @@ def _aggregate(predictor: str, pairs: list[PairComparison], top_ks: Sequence[int
 
 
 def compare(
-    results: Iterable[Result | dict[str, Any]] | ResultSet,
+    results: Iterable[Result] | ResultSet,
     mapping: dict[str, list[str]] | None = None,
     top_ks: Sequence[int] = (1, 3, 6),
 ) -> Comparison:

@@ -1,7 +1,9 @@
-"""Helpers that write realistic result JSONs (the runner's schema) with answers known by construction."""
+"""Result records as the harness writes them (built from the JSON the writers produce), with answers
+known by construction, and a helper that writes them where the runner would."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,7 +25,7 @@ def probe_result(
     label: str | None = None,
     diverged: Sequence[int] = (),
     seed: int = 0,
-) -> dict[str, Any]:
+) -> records.ProbeResult:
     """A probe result; `test`/`dev` are raw metrics (PER/WER as error %) for layers 0..L."""
     metric, hib = METRICS[task]
     dev = list(test) if dev is None else list(dev)
@@ -40,7 +42,7 @@ def probe_result(
         })
     weights = [1.0 / n] * n if weights is None else list(weights)
     config = {"task": task, "upstream": upstream, "preset": "tiny", "seed": seed}
-    return {
+    return records.from_json({
         "kind": "probe",
         "upstream": upstream,
         "label": label,
@@ -60,12 +62,13 @@ def probe_result(
         "seed": seed,
         "timings": {"total_s": 12.5},
         "device": "cpu",
-    }
+    })
 
 
-def cca_result(upstream: str, prop: str, scores: Sequence[float | None], label: str | None = None, seed: int = 0) -> dict[str, Any]:
+def cca_result(upstream: str, prop: str, scores: Sequence[float | None], label: str | None = None,
+               seed: int = 0) -> records.CCAResult:
     config = {"property": prop, "upstream": upstream, "seed": seed}
-    return {
+    return records.from_json({
         "kind": "cca",
         "upstream": upstream,
         "label": label,
@@ -76,26 +79,26 @@ def cca_result(upstream: str, prop: str, scores: Sequence[float | None], label: 
         "seed": seed,
         "timings": {"total_s": 3.0},
         "device": "cpu",
-    }
+    })
 
 
-def failure_result(upstream: str, task: str, error: str) -> dict[str, Any]:
+def failure_result(upstream: str, task: str, error: str) -> records.FailureRecord:
     config = {"task": task, "upstream": upstream}
-    return {"kind": "failure", "upstream": upstream, "task": task, "error": error,
-            "config": config, "config_hash": config_hash(config), "seed": 0}
+    return records.FailureRecord(unit_kind="probe", upstream=upstream, unit=task, error=error, config=config,
+                                 config_hash=config_hash(config), seed=0)
 
 
 def stand_in(kind: str, upstream: str, name: str, config: dict[str, Any], chash: str, seed: int) -> records.Result:
     """A one-layer probe or CCA record carrying a planned unit's config and hash (stand-in unit functions)."""
     made = probe_result(upstream, name, [50.0]) if kind == "probe" else cca_result(upstream, name, [0.5])
-    return records.from_json({**made, "config": config, "config_hash": chash, "seed": seed})
+    return replace(made, config=config, config_hash=chash, seed=seed)
 
 
-def write_all(out_dir: Path, results: Sequence[dict[str, Any]]) -> Path:
+def write_all(out_dir: Path, results: Sequence[records.Result]) -> Path:
     """Write each result where the runner would (`<out>/<kind>/<upstream>__<unit>.json`)."""
     for r in results:
-        name = r.get("task") or r.get("property")
-        write_record(result_path(out_dir, r["kind"], r["upstream"], name), records.from_json(r))
+        name = r.unit if isinstance(r, records.FailureRecord) else r.task if r.kind == "probe" else r.property
+        write_record(result_path(out_dir, r.kind, r.upstream, name), r)
     return out_dir
 
 
@@ -112,7 +115,7 @@ HUBERT = "hf:tiny-hubert"
 FBANK = "fbank"
 
 
-def realistic_suite() -> list[dict[str, Any]]:
+def realistic_suite() -> list[records.Result]:
     return [
         probe_result(HUBERT, "pr", [40, 30, 20, 25, 35], weights=[0.1, 0.2, 0.3, 0.25, 0.15], ws_test=22.0, label="HuBERT tiny"),
         probe_result(HUBERT, "ic", [50, 60, 70, 90, 85], weights=[0.05, 0.1, 0.2, 0.3, 0.35], ws_test=88.0, label="HuBERT tiny"),
@@ -149,12 +152,12 @@ def superb_zoo() -> list[tuple[str, str, int]]:
             for u in zoo]
 
 
-def zoo_suite(zoo: Sequence[tuple[str, str, int]], tasks: Sequence[str] = TASKS, seed: int = 0) -> list[dict[str, Any]]:
+def zoo_suite(zoo: Sequence[tuple[str, str, int]], tasks: Sequence[str] = TASKS, seed: int = 0) -> list[records.Result]:
     """Probe and CCA results for `zoo` ((label, spec, layers) triples) on `tasks`; deterministic in `seed`."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    out: list[dict[str, Any]] = []
+    out: list[records.Result] = []
     for i, (label, spec, n) in enumerate(zoo):
         depth = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
         quality = 1.0 + 0.5 * i / max(1, len(zoo) - 1)  # later upstreams are better

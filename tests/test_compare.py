@@ -137,7 +137,7 @@ def test_config_and_errors(tmp_path, capsys):
         load_compare_config(typo)
     # Duplicate units name both files.
     a, b = probe_result("u", "ic", [1, 2]), probe_result("u", "ic", [1, 2])
-    a["_path"], b["_path"] = "one.json", "two.json"
+    a.path, b.path = "one.json", "two.json"
     with pytest.raises(ValueError, match="one.json.*two.json"):
         parse_results([a, b])
     assert cli_main(["compare", str(tmp_path / "missing")]) == 2

@@ -15,6 +15,8 @@ def test_select_and_compare_agree_on_the_best_layers(tmp_path, monkeypatch):
     """select reads the same records and uses the comparator's ranking and best-layer rules: on one
     set of results both pick the same CCA layer, the same best dev layer (ties to the lower layer,
     a diverged head left out, PER lower is better) and the same regret."""
+    from dataclasses import replace
+
     from bench import compare, layerwise_cca, probe
     from bench.results import write_record
     from results_fixtures import cca_result, probe_result
@@ -24,16 +26,16 @@ def test_select_and_compare_agree_on_the_best_layers(tmp_path, monkeypatch):
     full_dev, full_test = [5.0, 30.0, 20.0, 20.0, 35.0], [5.0, 31.0, 22.0, 19.0, 36.0]
     cca_scores = [0.9, 0.1, 0.4, 0.7, 0.3]  # ranking 0, 3, 2, 4, 1
     (_, cca_path, cfg, chash), = layerwise_cca.plan_cca("fbank", corpus, ["phone"], out_dir=results)
-    cca = {**cca_result("fbank", "phone", cca_scores), "config": cfg, "config_hash": chash}
-    write_record(cca_path, compare.records.from_json(cca))
+    cca = replace(cca_result("fbank", "phone", cca_scores), config=cfg, config_hash=chash)
+    write_record(cca_path, cca)
     full_path, pcfg, phash = probe.plan_probe("fbank", "pr", corpus, out_dir=results)
-    full = {**probe_result("fbank", "pr", full_test, dev=full_dev, diverged=[0]), "config": pcfg, "config_hash": phash}
-    write_record(full_path, compare.records.from_json(full))
+    full = replace(probe_result("fbank", "pr", full_test, dev=full_dev, diverged=[0]), config=pcfg, config_hash=phash)
+    write_record(full_path, full)
 
     def guided_probe(upstream, task, corpus, *, layers, out_dir, **kw):  # the top-3 layers, scored as in the sweep
         rows = [(l, full_dev[l], full_test[l]) for l in layers]
-        rec = compare.records.from_json(probe_result(upstream, task, [t for _, _, t in rows], dev=[d for _, d, _ in rows],
-                                                     diverged=[i for i, (l, _, _) in enumerate(rows) if l == 0]))
+        rec = probe_result(upstream, task, [t for _, _, t in rows], dev=[d for _, d, _ in rows],
+                           diverged=[i for i, (l, _, _) in enumerate(rows) if l == 0])
         for ls, (l, _, _) in zip(rec.per_layer, rows):
             ls.layer = l
         rec.weighted_sum = None
@@ -42,8 +44,7 @@ def test_select_and_compare_agree_on_the_best_layers(tmp_path, monkeypatch):
     monkeypatch.setattr(probe, "run_probe", guided_probe)
     sel, _ = select.select_layer("fbank", "pr", corpus, 3, property="phone", out_dir=out, results_dir=results,
                                  progress=False)
-    comp = compare.compare([compare.records.from_json(full), compare.records.from_json(cca)], {"pr": ["phone"]},
-                           top_ks=(3,))
+    comp = compare.compare([full, cca], {"pr": ["phone"]}, top_ks=(3,))
     (pair,) = comp.pairs
     assert sel.cca_ranking == pair.cca_ranking == [0, 3, 2, 4, 1]
     assert sel.probed_layers == [0, 2, 3]
