@@ -23,10 +23,11 @@ import math
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
+from bench import schema
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
 from bench.data.manifest import Corpus
 from bench.probe import WS, Bank, ProbeData, _flags, build_groups, corpus_info, open_unit, plan_probe, train_bank
@@ -35,9 +36,9 @@ from bench.results import UnitOutcome, config_hash, is_done, read_record, result
 from bench.types import Upstream
 
 TUNE_CONFIG = CONFIG_DIR / "tune.yaml"
-SAMPLERS = ("tpe", "random")
-PRUNERS = ("median", "halving", "none")
-USES = ("tuned", "fixed")
+Sampler = Literal["tpe", "random"]
+Pruner = Literal["median", "halving", "none"]
+Use = Literal["tuned", "fixed"]
 
 
 # ---------------------------------------------------------------- settings
@@ -45,18 +46,24 @@ USES = ("tuned", "fixed")
 
 @dataclass(frozen=True)
 class TuneSettings:
-    """How the rate is searched (configs/tune.yaml documents every field)."""
+    """How the rate is searched (configs/tune.yaml documents every field). The rate fields take a
+    list or a comma string ("1e-3,1e-2", as the command line gives them)."""
 
-    trials: int
-    stack: int
-    span: tuple[float, float]
-    lr_range: tuple[float, float] | None
-    grid: tuple[float, ...] | None
-    sampler: str
-    pruner: str
-    prune_startup: int
-    prune_warmup: int
-    use: str
+    trials: int = field(metadata={"ge": 1})
+    stack: int = field(metadata={"ge": 1})
+    span: tuple[float, float] | str
+    lr_range: tuple[float, float] | str | None
+    grid: tuple[float, ...] | str | None
+    sampler: Sampler
+    pruner: Pruner
+    prune_startup: int = field(metadata={"ge": 0})
+    prune_warmup: int = field(metadata={"ge": 0})
+    use: Use
+
+    def checked(self, loc: str) -> "TuneSettings":
+        return replace(self, span=_rates(self.span, "span", loc, pair=True),
+                       lr_range=_rates(self.lr_range, "lr_range", loc, pair=True),
+                       grid=_rates(self.grid, "grid", loc, pair=False))
 
     def bounds(self, preset_lr: float) -> tuple[float, float]:
         """The log-uniform range: `lr_range`, else `span` around the preset's rate, else the grid's ends."""
@@ -78,12 +85,6 @@ class TuneSettings:
                                                              "sampler": self.sampler}
 
 
-def _positive_int(v: Any, key: str, where: str) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ConfigError(f"{where}: {key} must be a positive integer, got {v!r}")
-    return v
-
-
 def _rates(v: Any, key: str, where: str, pair: bool) -> tuple[float, ...] | None:
     if v is None:
         return None
@@ -101,31 +102,7 @@ def _rates(v: Any, key: str, where: str, pair: bool) -> tuple[float, ...] | None
 
 def resolve_settings(overrides: dict[str, Any] | None = None, where: str = "tune settings") -> TuneSettings:
     """configs/tune.yaml with `overrides` merged; unknown keys and bad values are errors naming them."""
-    raw = merge(load_yaml(TUNE_CONFIG), overrides or {}, where=where)
-
-    def choice(key: str, options: tuple[str, ...]) -> str:
-        if raw[key] not in options:
-            raise ConfigError(f"{where}: {key} must be one of {', '.join(options)}, got {raw[key]!r}")
-        return raw[key]
-
-    prune_warmup = raw["prune_warmup"]
-    if not isinstance(prune_warmup, int) or isinstance(prune_warmup, bool) or prune_warmup < 0:
-        raise ConfigError(f"{where}: prune_warmup must be a non-negative integer, got {prune_warmup!r}")
-    prune_startup = raw["prune_startup"]
-    if not isinstance(prune_startup, int) or isinstance(prune_startup, bool) or prune_startup < 0:
-        raise ConfigError(f"{where}: prune_startup must be a non-negative integer, got {prune_startup!r}")
-    return TuneSettings(
-        trials=_positive_int(raw["trials"], "trials", where),
-        stack=_positive_int(raw["stack"], "stack", where),
-        span=_rates(raw["span"], "span", where, pair=True),
-        lr_range=_rates(raw["lr_range"], "lr_range", where, pair=True),
-        grid=_rates(raw["grid"], "grid", where, pair=False),
-        sampler=choice("sampler", SAMPLERS),
-        pruner=choice("pruner", PRUNERS),
-        prune_startup=prune_startup,
-        prune_warmup=prune_warmup,
-        use=choice("use", USES),
-    )
+    return schema.load(TuneSettings, merge(load_yaml(TUNE_CONFIG), overrides or {}, where=where), where)
 
 
 # ---------------------------------------------------------------- storage and studies

@@ -212,7 +212,7 @@ def test_pruned_rates_stop_training_the_rest_go_on(tmp_path):
     ({"pruner": "hyperband"}, "pruner must be one of"),
     ({"lr_range": [1e-2, 1e-4]}, "lr_range must be [low, high]"),
     ({"grid": "0.1,x"}, "grid must be a list of positive numbers"),
-    ({"stack": 0}, "stack must be a positive integer"),
+    ({"stack": 0}, "stack must be an integer >= 1, got 0"),
     ({"trails": 3}, "did you mean 'trials'"),
 ])
 def test_bad_settings_name_the_key(tune, msg):
