@@ -7,11 +7,13 @@ frame-level inputs (with the same masks for every head) before handing them to t
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from bench.params import SpecAugParams
 
 
 def masked_mean(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
@@ -66,7 +68,7 @@ def _band_mask(size: int, width: Sequence[int], num: int, batch: int, generator:
     return ((pos <= aran) & (aran < pos + length)).any(dim=1)
 
 
-def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: SpecAugParams, generator: torch.Generator) -> torch.Tensor:
     """s3prl's SpecAug (downstream/specaug.py) on [..., B, T, D], the same draws for every head.
 
     In s3prl's order and with its random draws in the same sequence (so a generator seeded
@@ -78,21 +80,21 @@ def spec_augment(x: torch.Tensor, lens: torch.Tensor, cfg: dict[str, Any], gener
     the features, so they commute with the weighted sum and sharing draws across heads
     changes nothing for any single head.
     """
-    if not cfg.get("enabled", False):
+    if not cfg.enabled:
         return x
     *lead, b, t, d = x.shape
     y = x.reshape(-1, b, t, d)
     n = [int(v) for v in lens]
     t_max = max(n)
-    if cfg.get("apply_time_warp", False):
-        window = int(cfg["time_warp_window"])
+    if cfg.apply_time_warp:
+        window = cfg.time_warp_window
         y = torch.stack([F.pad(_time_warp(y[:, i, : n[i]], window, generator), (0, 0, 0, t - n[i]))
                          for i in range(b)], dim=1)
-    if int(cfg["num_freq_mask"]) > 0:
-        freq = _band_mask(d, cfg["freq_mask_width_range"], int(cfg["num_freq_mask"]), b, generator)
+    if cfg.num_freq_mask > 0:
+        freq = _band_mask(d, cfg.freq_mask_width_range, cfg.num_freq_mask, b, generator)
         y = y.masked_fill(freq[:, None, :].to(y.device), 0.0)
-    if int(cfg["num_time_mask"]) > 0:
-        time = F.pad(_band_mask(t_max, cfg["time_mask_width_range"], int(cfg["num_time_mask"]), b, generator),
+    if cfg.num_time_mask > 0:
+        time = F.pad(_band_mask(t_max, cfg.time_mask_width_range, cfg.num_time_mask, b, generator),
                      (0, t - t_max))
         y = y.masked_fill(time[:, :, None].to(y.device), 0.0)
     return y.reshape(*lead, b, t, d)

@@ -32,16 +32,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench import schema
 from bench.config import ConfigError, merge
 from bench.data.manifest import Corpus, Utterance
 from bench.extract import audio_batches, forward, length_buckets, pick_device
 from bench.featurize import WeightedSum, spec_augment
+from bench.params import ProbeParams
 from bench.records import LayerScore, ProbeResult, WeightedSumScore, upstream_info
 from bench.results import UnitOutcome, config_hash, is_done, read_record, result_path, write_record
 from bench.types import Batch, LayerSpec, Upstream, UpstreamOutput
 
 WS = "weighted_sum"
-NONFINITE = ("skip", "stop")  # s3prl skips a step with a NaN gradient norm; `stop` ends that head
 
 
 # ---------------------------------------------------------------- optimisers
@@ -312,7 +313,8 @@ def better(a: float, b: float | None, higher: bool) -> bool:
 
 
 def resolve_params(task: str, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
-    """The task's preset values (its `preset_file`) with overrides merged (unknown keys are errors)."""
+    """The task's preset values (its `preset_file`) with overrides merged: the mapping a unit is
+    hashed on, checked by type now (unknown keys and bad values are errors naming the file)."""
     import tasks
 
     t = tasks.get(task)
@@ -321,19 +323,15 @@ def resolve_params(task: str, preset: str = "quick", overrides: dict | None = No
         raise ConfigError(f"unknown preset {preset!r} for task {task} in {t.preset_file}; "
                           f"presets: {', '.join(presets)}")
     params = merge(presets[preset], overrides or {}, where=f"{task} preset {preset!r}")
-    if params.get("dev_sampler", "all") not in ("all", "balanced"):
-        raise ConfigError(f"{task} preset {preset!r}: dev_sampler must be all or balanced, "
-                          f"got {params.get('dev_sampler')!r}")
-    if params.get("nonfinite", "stop") not in NONFINITE:
-        raise ConfigError(f"{task} preset {preset!r}: nonfinite must be one of {', '.join(NONFINITE)}, "
-                          f"got {params.get('nonfinite')!r}")
-    for key in ("steps", "batch_size", "accumulate", "eval_every"):
-        v = params.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{task} preset {preset!r}: {key} must be a positive integer, got {v!r}")
-    if not isinstance(params.get("lr"), (int, float)) or params["lr"] <= 0:
-        raise ConfigError(f"{task} preset {preset!r}: lr must be a positive number, got {params.get('lr')!r}")
+    typed_params(task, params, f"{task} preset {preset!r} ({t.preset_file}{' with overrides' if overrides else ''})")
     return params
+
+
+def typed_params(task: str, params: dict[str, Any], where: str | None = None) -> ProbeParams:
+    """The task's typed view (its `params_type`) of resolved preset values."""
+    import tasks
+
+    return schema.load(tasks.get(task).params_type, params, where or f"{task} params")
 
 
 def normalize_layers(layers: Any) -> str | list[int]:
@@ -445,25 +443,25 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int], params: dict[str, Any],
+def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int], params: ProbeParams,
                  seed: int, device: torch.device, rates: Mapping[str, Sequence[float]] | None = None
                  ) -> list[HeadGroup]:
     """Stacked single-layer heads per (dim, stride); the weighted-sum head joins its shape's stack.
 
     `rates` (head name -> K learning rates, the same K for every head) stacks K copies of
     every head, copy c of head h training at `rates[h][c]`; without it one copy trains at
-    `params["lr"]`.
+    `params.lr`.
     """
     gen = torch.Generator().manual_seed(seed)
-    clip = float(params["clip"])
+    clip = params.clip
     copies = len(next(iter(rates.values()))) if rates else 1
     if rates and any(len(r) != copies for r in rates.values()):
         raise ValueError("build_groups: every head needs the same number of learning rates")
     by_shape: dict[tuple[int, int], list[int]] = {}
     for i in selected:
         by_shape.setdefault((specs[i].dim, specs[i].stride), []).append(i)
-    ws_cfg = params["weighted_sum"]
-    ws_ids = weighted_sum_layers(specs) if ws_cfg["enabled"] else None
+    ws_cfg = params.weighted_sum
+    ws_ids = weighted_sum_layers(specs) if ws_cfg.enabled else None
     ws_shape = (specs[ws_ids[0]].dim, weighted_sum_stride(specs, ws_ids)) if ws_ids else None
     if ws_shape is not None:
         by_shape.setdefault(ws_shape, [])
@@ -472,7 +470,7 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
         with_ws = shape == ws_shape
         names = [specs[i].name for i in ids] + ([WS] if with_ws else [])
         per = len(names)
-        lrs = [float(rates[n][c]) if rates else float(params["lr"]) for c in range(copies) for n in names]
+        lrs = [float(rates[n][c]) if rates else params.lr for c in range(copies) for n in names]
         module = task.make_heads(per * copies, shape[0], space, params, gen).to(device)
         featurizers = [WeightedSum(len(ws_ids)).to(device) for _ in range(copies)] if with_ws else []
         # Each weighted sum's layer weights belong to its copy's last slice.
@@ -487,7 +485,7 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
             opt = ModuleAdam(heads, lrs, clip)
         factors = [specs[i].stride // ws_shape[1] for i in ws_ids] if with_ws else None
         groups.append(HeadGroup(names, ids, module, opt, ws_ids if with_ws else None, factors, featurizers,
-                                bool(ws_cfg["layer_norm"]), copies))
+                                ws_cfg.layer_norm, copies))
     if not groups:
         raise ConfigError("nothing to train: no layer selected and weighted_sum.enabled is false")
     return groups
@@ -496,11 +494,11 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
 class Bank:
     """Trains, evaluates and tests a set of HeadGroups on batches of `Features`."""
 
-    def __init__(self, task, space, groups: list[HeadGroup], params: dict[str, Any], device: torch.device, seed: int):
+    def __init__(self, task, space, groups: list[HeadGroup], params: ProbeParams, device: torch.device, seed: int):
         self.task, self.space, self.groups, self.params, self.device = task, space, groups, params, device
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
-        self.specaug = params.get("specaug") or {}
-        self.skip_nonfinite = params.get("nonfinite", "stop") == "skip"
+        self.specaug = params.specaug
+        self.skip_nonfinite = params.nonfinite == "skip"
 
     @property
     def any_active(self) -> bool:
@@ -508,7 +506,7 @@ class Bank:
 
     def train_step(self, micro: Iterator[tuple[Features, Any]], step: int) -> None:
         """One optimiser step of every head over `accumulate` micro-batches."""
-        accum = int(self.params["accumulate"])
+        accum = self.params.accumulate
         for grp in self.groups:
             grp.train()
             grp.opt.zero_grad()
@@ -519,7 +517,7 @@ class Bank:
                 if not bool(grp.active.any()):
                     continue
                 x, lens = grp.gather(feats, self.device)
-                if lens is not None:
+                if lens is not None and self.specaug is not None:
                     x = spec_augment(x, lens, self.specaug, self.aug_gen)
                 losses = self.task.losses(grp.module(x, lens), lens, batch, self.space)
                 if not self.skip_nonfinite:  # skip mode: a NaN loss gives a NaN gradient norm below
@@ -606,11 +604,11 @@ def _shuffled_batches(n: int, batch_size: int, seed: int,
         epoch += 1
 
 
-def _dev_draws(task, dev: Sequence[Utterance], params: dict[str, Any], seed: int):
+def _dev_draws(task, dev: Sequence[Utterance], sampler: str, seed: int):
     """`dev_sampler: balanced` (s3prl's KS): each evaluation scores a fresh class-balanced draw
     of the dev set, with replacement (s3prl's WeightedRandomSampler on its dev loader), so the
     kept checkpoint is the best on balanced accuracy; `all`: every dev utterance once."""
-    if params.get("dev_sampler", "all") == "all":
+    if sampler == "all":
         return None
     balance = task.balanced_draw(dev)
     if balance is None:
@@ -632,16 +630,18 @@ def _frames(out: UpstreamOutput) -> Features:
     return Features([h.clone() for h in out.hidden], [n.clone() for n in out.lengths])
 
 
-def train_epochs(durs: Sequence[float], params: dict[str, Any], seed: int) -> Iterator[list[list[int]]]:
+def train_epochs(durs: Sequence[float], params: ProbeParams, seed: int) -> Iterator[list[list[int]]]:
     """Endless epochs, each the shuffled length buckets of `batch_size`; with `half_batch_over_s`, a
     bucket whose longest utterance is longer is cut in two (s3prl: ASR's HALF_BATCHSIZE_TIME, PR's
     300000 samples), both halves used."""
-    half = params.get("half_batch_over_s")
+    half = params.half_batch_over_s
+    if params.max_batch_seconds is None:
+        raise ConfigError("frame-level tasks bucket their training batches: give max_batch_seconds in the preset")
     epoch = 0
     while True:
         batches = []
-        for idx in length_buckets(durs, float(params["max_batch_seconds"]), int(params["batch_size"])):
-            if half is not None and len(idx) > 1 and max(durs[i] for i in idx) > float(half):
+        for idx in length_buckets(durs, params.max_batch_seconds, params.batch_size):
+            if half is not None and len(idx) > 1 and max(durs[i] for i in idx) > half:
                 batches += [idx[: len(idx) // 2], idx[len(idx) // 2:]]
             else:
                 batches.append(idx)
@@ -650,7 +650,7 @@ def train_epochs(durs: Sequence[float], params: dict[str, Any], seed: int) -> It
         epoch += 1
 
 
-def train_batches(durs: Sequence[float], params: dict[str, Any], seed: int) -> Iterator[list[int]]:
+def train_batches(durs: Sequence[float], params: ProbeParams, seed: int) -> Iterator[list[int]]:
     """The batches of `train_epochs`, one after the other."""
     return itertools.chain.from_iterable(train_epochs(durs, params, seed))
 
@@ -659,14 +659,14 @@ class FrameFeeder:
     """Length-bucketed batches of a split through the upstream (one forward per batch); audio
     loads ahead in `bench.extract.audio_batches` workers."""
 
-    def __init__(self, upstream: Upstream, task, space, device: torch.device, params: dict[str, Any]):
+    def __init__(self, upstream: Upstream, task, space, device: torch.device, params: ProbeParams):
         self.upstream, self.task, self.space, self.device, self.params = upstream, task, space, device, params
         self.forward_s = 0.0  # waiting for audio + upstream forward
         self.kept: dict[int, list[tuple[Features, Any]]] = {}
 
     def stream(self, utts: Sequence[Utterance], batches: Iterable[list[int]]) -> Iterator[tuple[Features, Any]]:
         loaded = audio_batches(utts, batches, pin=self.device.type == "cuda")
-        bf16 = bool(self.params["extract"]["bf16"])
+        bf16 = self.params.extract.bf16
         while True:
             t0 = time.perf_counter()
             item = next(loaded, None)
@@ -679,7 +679,7 @@ class FrameFeeder:
 
     def train(self, utts: Sequence[Utterance], seed: int) -> Iterator[tuple[Features, Any]]:
         epochs = train_epochs([u.duration for u in utts], self.params, seed)
-        if not self.params["extract"].get("keep_train"):
+        if not self.params.extract.keep_train:
             return self.stream(utts, itertools.chain.from_iterable(epochs))
         return self._kept_train(utts, epochs)
 
@@ -706,18 +706,18 @@ class FrameFeeder:
 
     def split(self, utts: Sequence[Utterance]) -> Iterator[tuple[Features, Any]]:
         """Evaluation batches; with extract.keep_eval the first pass is kept in memory (small corpora)."""
-        ex = self.params["extract"]
+        ex = self.params.extract
         if id(utts) in self.kept:
             yield from self.kept[id(utts)]
             return
         kept = []
-        buckets = length_buckets([u.duration for u in utts], float(ex["max_seconds"]), int(ex["max_size"]))
+        buckets = length_buckets([u.duration for u in utts], ex.max_seconds, ex.max_size)
         for item in self.stream(utts, buckets):
-            if ex.get("keep_eval"):
+            if ex.keep_eval:
                 kept.append((Features([h.cpu() for h in item[0].layers], [n.cpu() for n in item[0].lengths]),
                              item[1]))
             yield item
-        if ex.get("keep_eval"):
+        if ex.keep_eval:
             self.kept[id(utts)] = kept
 
 
@@ -745,6 +745,7 @@ class ProbeData:
     """
 
     task: Any
+    params: ProbeParams
     space: Any
     upstream: Upstream
     specs: list[LayerSpec]
@@ -763,7 +764,7 @@ def open_data(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     import tasks
 
     t = tasks.get(task)
-    params = config["params"]
+    params = typed_params(task, config["params"])
     data = _load_corpus(corpus, t.corpus_kind)
     train_u, dev_u, test_u = (data.split(s) for s in (t.splits.train, t.splits.dev, t.splits.test))
     if isinstance(upstream, str):
@@ -778,25 +779,25 @@ def open_data(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     space = t.fit(train_u, params, data.root)
     if t.level == "frame":
         feeder = FrameFeeder(up, t, space, device, params)
-        return ProbeData(t, space, up, list(up.layers), data, device, lambda: feeder.train(train_u, seed),
+        return ProbeData(t, params, space, up, list(up.layers), data, device, lambda: feeder.train(train_u, seed),
                          lambda name, k=0: feeder.split({"dev": dev_u, "test": test_u}[name]),
                          lambda: feeder.forward_s)
     from bench import pooled as pooled_mod
 
-    cache_dir = params.get("cache_dir") or Path(out_dir) / "cache" / "pooled"
-    ex = params["extract"]
+    cache_dir = params.cache_dir or Path(out_dir) / "cache" / "pooled"
+    ex = params.extract
     t0 = time.perf_counter()
     feats = {}
     for name, utts in (("train", train_u), ("dev", dev_u), ("test", test_u)):
         feats[name], _ = pooled_mod.load_or_extract(
             up, utts, split=getattr(t.splits, name), corpus_root=config["corpus"], cache_dir=cache_dir,
-            device=device, max_seconds=float(ex["max_seconds"]), max_size=int(ex["max_size"]), bf16=bool(ex["bf16"]),
+            device=device, max_seconds=ex.max_seconds, max_size=ex.max_size, bf16=ex.bf16,
             progress=progress)
     extract_s = time.perf_counter() - t0
     tg = {name: t.targets(u, space) for name, u in (("train", train_u), ("dev", dev_u), ("test", test_u))}
-    bs = int(params["batch_size"])
+    bs = params.batch_size
     balance = t.balanced_draw(train_u)
-    dev_draws = _dev_draws(t, dev_u, params, seed)
+    dev_draws = _dev_draws(t, dev_u, params.dev_sampler, seed)
 
     def train():
         return _pooled_batches(feats["train"], tg["train"], _shuffled_batches(len(train_u), bs, seed, balance))
@@ -806,7 +807,7 @@ def open_data(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
                 else list(range(len(feats[name].ids))))
         return _pooled_batches(feats[name], tg[name], iter([rows[s:s + 512] for s in range(0, len(rows), 512)]))
 
-    return ProbeData(t, space, up, list(up.layers), data, device, train, split, lambda: 0.0, extract_s)
+    return ProbeData(t, params, space, up, list(up.layers), data, device, train, split, lambda: 0.0, extract_s)
 
 
 def open_unit(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, config: dict[str, Any], *,
@@ -818,7 +819,7 @@ def open_unit(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     return data, select_layers(config["layers"], data.specs)
 
 
-def train_bank(bank: Bank, data: ProbeData, params: dict[str, Any], *, desc: str, progress: bool = True,
+def train_bank(bank: Bank, data: ProbeData, *, desc: str, progress: bool = True,
                on_dev: Callable[[int], None] | None = None) -> dict[str, float]:
     """Train every active head for `steps`, keep each head's best-dev checkpoint, then test it.
 
@@ -827,7 +828,7 @@ def train_bank(bank: Bank, data: ProbeData, params: dict[str, Any], *, desc: str
     time inside them is left out (it is `data.forward_s()`).
     """
     train_s = eval_s = 0.0
-    steps, every = int(params["steps"]), int(params["eval_every"])
+    steps, every = data.params.steps, data.params.eval_every
     fwd = data.forward_s
     batches = data.train()
     evals = itertools.count()  # dev evaluations so far (each balanced dev draw is a new one)
@@ -868,13 +869,12 @@ def run_probe(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     if not force and is_done(path, chash):
         return UnitOutcome(path, True, read_record(path, ProbeResult))
     t_start = time.perf_counter()
-    params = config["params"]
     data, selected = open_unit(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=device,
                                progress=progress)
     dev = data.device
-    groups = build_groups(data.task, data.space, data.specs, selected, params, seed, dev)
-    bank = Bank(data.task, data.space, groups, params, dev, seed)
-    trained = train_bank(bank, data, params, desc=f"probe {label or config['upstream']} {task}", progress=progress)
+    groups = build_groups(data.task, data.space, data.specs, selected, data.params, seed, dev)
+    bank = Bank(data.task, data.space, groups, data.params, dev, seed)
+    trained = train_bank(bank, data, desc=f"probe {label or config['upstream']} {task}", progress=progress)
     timings = {"extract_s": data.extract_s + data.forward_s(), **trained, "total_s": time.perf_counter() - t_start}
     result = _result(config, chash, data.task, data.space, bank, data.specs, data.upstream, data.corpus, label, dev, timings)
     write_record(path, result)

@@ -224,9 +224,9 @@ def study_name(config: dict[str, Any], head: str) -> str:
     return f"layerbench/{slug(config['upstream'])}/{config['task']}/{config['tune']['study_key']}/{head}"
 
 
-def head_names(data: ProbeData, selected: list[int], params: dict[str, Any]) -> list[str]:
+def head_names(data: ProbeData, selected: list[int]) -> list[str]:
     """The heads a bank over `selected` trains, in build_groups' naming: layer names, then WS."""
-    return [data.specs[i].name for i in selected] + ([WS] if params["weighted_sum"]["enabled"] else [])
+    return [data.specs[i].name for i in selected] + ([WS] if data.params.weighted_sum.enabled else [])
 
 
 # ---------------------------------------------------------------- one round
@@ -259,13 +259,14 @@ def _ask(study, settings: TuneSettings, low: float, high: float, taken: list[flo
     return trial
 
 
-def _run_round(slots_by_head: dict[str, list[_Slot]], data: ProbeData, params: dict[str, Any], selected: list[int],
+def _run_round(slots_by_head: dict[str, list[_Slot]], data: ProbeData, selected: list[int],
                seed: int, desc: str, progress: bool) -> dict[str, float]:
     """Train one bank with every asked trial as one stacked copy; prune and tell as it goes."""
     from optuna.trial import TrialState
 
+    params = data.params
     k = max(len(s) for s in slots_by_head.values())
-    fill = float(params["lr"])  # idle copies (a head with fewer trials this round) never train
+    fill = params.lr  # idle copies (a head with fewer trials this round) never train
     rates = {h: [s.trial.params["lr"] for s in slots] + [fill] * (k - len(slots)) for h, slots in slots_by_head.items()}
     groups = build_groups(data.task, data.space, data.specs, selected, params, seed, data.device, rates=rates)
     bank = Bank(data.task, data.space, groups, params, data.device, seed)
@@ -278,7 +279,7 @@ def _run_round(slots_by_head: dict[str, list[_Slot]], data: ProbeData, params: d
             else:
                 grp.active[g] = False
     slots = [s for ss in slots_by_head.values() for s in ss]
-    steps, every = int(params["steps"]), int(params["eval_every"])
+    steps, every = params.steps, params.eval_every
 
     def on_dev(step: int) -> None:
         for s in slots:
@@ -297,7 +298,7 @@ def _run_round(slots_by_head: dict[str, list[_Slot]], data: ProbeData, params: d
 
     pruned: set[int] = set()
     try:
-        timings = train_bank(bank, data, params, desc=desc, progress=progress, on_dev=on_dev)
+        timings = train_bank(bank, data, desc=desc, progress=progress, on_dev=on_dev)
     except BaseException:
         for s in slots:  # an interrupted round's trials are tried again by the next run
             if s.trial.number not in pruned:
@@ -346,11 +347,11 @@ def run_tune(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *
         return UnitOutcome(path, True, read_record(path, ProbeResult))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t_start = time.perf_counter()
-    params = config["params"]
     data, selected = open_unit(upstream, task, corpus, config, out_dir=out_dir, seed=seed, device=device,
                                progress=progress)
     dev = data.device
-    heads = head_names(data, selected, params)
+    params = data.params
+    heads = head_names(data, selected)
     if not heads:
         raise ConfigError("nothing to tune: no layer selected and weighted_sum.enabled is false")
     store = open_storage(storage)
@@ -359,9 +360,9 @@ def run_tune(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *
     for i, h in enumerate(heads):
         studies[h] = optuna.create_study(storage=store, study_name=study_name(config, h), direction=direction,
                                          sampler=_sampler(settings, seed * 1000 + i),
-                                         pruner=_pruner(settings, int(params["eval_every"])), load_if_exists=True)
+                                         pruner=_pruner(settings, params.eval_every), load_if_exists=True)
         fail_orphans(studies[h])
-    low, high = settings.bounds(float(params["lr"]))
+    low, high = settings.bounds(params.lr)
     what = f"{label or config['upstream']} {task}"
     timings = {"train_s": 0.0, "eval_s": 0.0}
     rounds = 0
@@ -382,7 +383,7 @@ def run_tune(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, *
         if on_round is not None:
             on_round(rounds, {h: [s.trial.params["lr"] for s in ss] for h, ss in slots.items()})
         # Heads with no trial left this round still get idle slices (build_groups wants every head).
-        t = _run_round(slots, data, params, selected, seed, f"tune {what} round {rounds}", progress)
+        t = _run_round(slots, data, selected, seed, f"tune {what} round {rounds}", progress)
         for key in timings:
             timings[key] += t[key]
     timings = {"extract_s": data.extract_s + data.forward_s(), **timings,
@@ -430,7 +431,7 @@ def tuned_result(config, chash, settings: TuneSettings, data: ProbeData, studies
     """A probe result (per-layer and weighted-sum dev/test) at each head's best rate, plus the trials."""
     t = data.task
     higher = t.higher_is_better
-    low, high = settings.bounds(float(config["params"]["lr"]))
+    low, high = settings.bounds(data.params.lr)
     by_name = {s.name: s for s in data.specs}
     per_layer, ws = [], None
     for head, study in studies.items():
@@ -443,7 +444,7 @@ def tuned_result(config, chash, settings: TuneSettings, data: ProbeData, studies
             weights = best.user_attrs.get("weights") if best else None
             ws = WeightedSumScore(**row, weights=weights or [], layers=[data.specs[i].index for i in ids] if weights else [],
                                   layer_names=[data.specs[i].name for i in ids] if weights else [],
-                                  layer_norm=bool(config["params"]["weighted_sum"]["layer_norm"]))
+                                  layer_norm=data.params.weighted_sum.layer_norm)
         else:
             spec = by_name[head]
             per_layer.append(LayerScore(layer=spec.index, name=spec.name, **row))

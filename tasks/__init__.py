@@ -28,7 +28,7 @@ BUILTIN: dict[str, str] = {
 # What a task object must have (the contract of tasks.base.Task, checked for `py:` tasks).
 CONTRACT: dict[str, str] = {
     **{a: "attribute" for a in ("name", "corpus_kind", "splits", "level", "metric", "higher_is_better",
-                                "cca_properties")},
+                                "cca_properties", "params_type")},
     **{m: "method" for m in ("fit", "target_info", "targets", "make_heads", "losses", "predict", "references",
                              "score", "balanced_draw", "presets")},
 }

@@ -9,15 +9,33 @@ appends it). Outputs are s3prl's fairseq dictionary over `downstream/asr/char.di
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from bench.config import CONFIG_DIR
+from bench.params import ProbeParams
 from tasks.base import BiLSTMHead, CTCTask, ModuleHeads, Splits, Vocab, char_error_rate
 
 WORD_SEP = "|"
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary's bos, pad, eos, unk
 # The symbols of s3prl's downstream/asr/char.dict, in its order.
 CHARS: tuple[str, ...] = tuple("|ETAONIHSRDLUMCWFGYPBVK'XJQZ")
+
+
+@dataclass(frozen=True)
+class BiLSTMParams:
+    """Linear(D, proj) -> `layers`-layer BiLSTM of `hidden` per direction, dropout between layers."""
+
+    proj: int = field(metadata={"ge": 1})
+    hidden: int = field(metadata={"ge": 1})
+    layers: int = field(metadata={"ge": 1})
+    dropout: float = field(metadata={"ge": 0})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ASRParams(ProbeParams):
+    head: BiLSTMParams
 
 
 class SpeechRecognition(CTCTask):
@@ -28,8 +46,9 @@ class SpeechRecognition(CTCTask):
     splits = Splits("train-clean-100", "dev-clean", "test-clean")
     metric = "wer"
     preset_file = CONFIG_DIR / "tasks" / "asr.yaml"
+    params_type = ASRParams
 
-    def fit(self, train, cfg=None, root=None) -> Vocab:
+    def fit(self, train, params=None, root=None) -> Vocab:
         return Vocab(SPECIALS + CHARS, blank=0, eos=2, info={"scheme": "characters (s3prl char.dict)"})
 
     def tokens(self, utt, space=None) -> list[str]:
@@ -49,13 +68,13 @@ class SpeechRecognition(CTCTask):
     def render(self, toks) -> str:
         return " ".join("".join(toks).replace(WORD_SEP, " ").split())
 
-    def make_heads(self, groups, dim, space: Vocab, cfg, generator) -> ModuleHeads:
-        h = cfg["head"]
+    def make_heads(self, groups, dim, space: Vocab, params, generator) -> ModuleHeads:
+        h = params.head
         # nn.LSTM draws its init from the global RNG: seed it from the bank's generator.
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            heads = [BiLSTMHead(dim, int(h["proj"]), int(h["hidden"]), int(h["layers"]), float(h["dropout"]), space.size)
+            heads = [BiLSTMHead(dim, h.proj, h.hidden, h.layers, h.dropout, space.size)
                      for _ in range(groups)]
         return ModuleHeads(heads)
 

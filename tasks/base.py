@@ -25,6 +25,7 @@ from bench.config import CONFIG_DIR, load_presets
 from bench.data.lexicon import Lexicon
 from bench.data.manifest import Utterance
 from bench.featurize import masked_mean
+from bench.params import ProbeParams
 from bench.types import Batch
 
 Level = Literal["utterance", "frame"]
@@ -282,9 +283,10 @@ class Task(ABC):
 
     The declarations below are what the harness reads without running anything: the corpus
     kind and splits it loads, the level (utterance tasks train from the pooled cache, frame
-    tasks from upstream passes), the metric and its direction, the YAML file of its presets,
-    and the CCA properties expected to predict it (the comparator's default mapping; the
-    first one picks the "CCA-recommended" layer).
+    tasks from upstream passes), the metric and its direction, the YAML file of its presets
+    and the typed form of their values (`params_type`: `ProbeParams`, subclassed when its head
+    or targets take other values), and the CCA properties expected to predict it (the
+    comparator's default mapping; the first one picks the "CCA-recommended" layer).
     """
 
     name: str
@@ -294,12 +296,13 @@ class Task(ABC):
     metric: str
     higher_is_better: bool
     preset_file: Path
+    params_type: type[ProbeParams] = ProbeParams  # its presets' values, typed
     cca_properties: tuple[str, ...] = ()
 
     @abstractmethod
-    def fit(self, train: Sequence[Utterance], cfg: dict[str, Any], root: Path) -> Any:
-        """Label maps or vocabulary: from the training split, the preset values `cfg`, and the
-        corpus folder `root` (relative paths in `cfg` are resolved beside it)."""
+    def fit(self, train: Sequence[Utterance], params: ProbeParams, root: Path) -> Any:
+        """Label maps or vocabulary: from the training split, the preset values `params`, and the
+        corpus folder `root` (relative paths in `params` are resolved beside it)."""
 
     @abstractmethod
     def target_info(self, space: Any) -> dict[str, Any]:
@@ -309,7 +312,7 @@ class Task(ABC):
     def targets(self, utts: Sequence[Utterance], space: Any) -> Batch: ...
 
     @abstractmethod
-    def make_heads(self, groups: int, dim: int, space: Any, cfg: dict[str, Any],
+    def make_heads(self, groups: int, dim: int, space: Any, params: ProbeParams,
                    generator: torch.Generator) -> nn.Module:
         """G heads over layers of width `dim`; forward [G, B, ...] -> [G, B, ...] logits."""
 
@@ -374,7 +377,7 @@ class ClassificationTask(Task):
         self.balanced = balanced
         self.preset_file = preset_file or CONFIG_DIR / "tasks" / "utterance.yaml"
 
-    def fit(self, train: Sequence[Utterance], cfg=None, root=None) -> SlotSpace:
+    def fit(self, train: Sequence[Utterance], params=None, root=None) -> SlotSpace:
         classes = []
         for slot in self.slots:
             missing = [u.id for u in train if slot not in u.labels]
@@ -399,8 +402,8 @@ class ClassificationTask(Task):
         return {"scheme": "classes", "outputs": sum(space.sizes),
                 "classes": {slot: list(names) for slot, names in zip(space.slots, space.classes)}}
 
-    def make_heads(self, groups, dim, space: SlotSpace, cfg, generator) -> PooledHeads:
-        return PooledHeads(groups, dim, int(cfg["head"]["hidden"]), sum(space.sizes), generator)
+    def make_heads(self, groups, dim, space: SlotSpace, params, generator) -> PooledHeads:
+        return PooledHeads(groups, dim, params.head.hidden, sum(space.sizes), generator)
 
     def _slices(self, space: SlotSpace) -> list[slice]:
         out, start = [], 0

@@ -13,24 +13,37 @@ Two target schemes, chosen by the preset's `targets.scheme`:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from bench.config import CONFIG_DIR, ConfigError
 from bench.data.arpabet import PHONES39, PHONES71, normalize_phone
 from bench.data.lexicon import read_lexicon
+from bench.params import ProbeParams
 from tasks.base import CTCTask, FrameLinearHeads, Splits, Vocab
 
-SCHEMES = ("lexicon", "alignment39")
 # s3prl's CharacterTextEncoder/WordTextEncoder reserve the first three ids.
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 
 
-def lexicon_paths(cfg: dict, root: Path) -> list[Path]:
+@dataclass(frozen=True)
+class PRTargets:
+    """The `targets` section: `lexicon` (SUPERB) or `alignment39` (see above)."""
+
+    scheme: Literal["lexicon", "alignment39"]
+    lexicon: list[str] | str | None = None  # scheme `lexicon`: its files; relative paths sit beside the corpus folder
+
+
+@dataclass(frozen=True, kw_only=True)
+class PRParams(ProbeParams):
+    targets: PRTargets
+
+
+def lexicon_paths(targets: PRTargets, root: Path) -> list[Path]:
     """The preset's lexicon files; relative paths are taken beside the LibriSpeech folder."""
-    paths = cfg.get("lexicon")
-    if isinstance(paths, str):
-        paths = [paths]
-    if not paths or not all(isinstance(p, str) and p for p in paths):
+    paths = [targets.lexicon] if isinstance(targets.lexicon, str) else targets.lexicon
+    if not paths or not all(paths):
         raise ConfigError(f"pr targets.lexicon must be a list of lexicon file paths, got {paths!r}")
     out = []
     for p in paths:
@@ -45,15 +58,12 @@ class PhonemeRecognition(CTCTask):
     splits = Splits("train-clean-100", "dev-clean", "test-clean")
     metric = "per"
     preset_file = CONFIG_DIR / "tasks" / "pr.yaml"
+    params_type = PRParams
 
-    def fit(self, train, cfg, root) -> Vocab:
-        targets = cfg["targets"]
-        scheme = targets.get("scheme")
-        if scheme == "alignment39":
+    def fit(self, train, params, root) -> Vocab:
+        if params.targets.scheme == "alignment39":
             return Vocab(("<blank>",) + PHONES39, info={"scheme": "alignment39"})
-        if scheme != "lexicon":
-            raise ConfigError(f"pr targets.scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
-        paths = lexicon_paths(targets, root)
+        paths = lexicon_paths(params.targets, root)
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise FileNotFoundError(
@@ -95,8 +105,8 @@ class PhonemeRecognition(CTCTask):
     def render(self, toks) -> str:
         return " ".join(toks)
 
-    def make_heads(self, groups, dim, space: Vocab, cfg, generator) -> FrameLinearHeads:
-        return FrameLinearHeads(groups, dim, int(cfg["head"]["hidden"]), space.size, generator)
+    def make_heads(self, groups, dim, space: Vocab, params, generator) -> FrameLinearHeads:
+        return FrameLinearHeads(groups, dim, params.head.hidden, space.size, generator)
 
 
 TASK = PhonemeRecognition()

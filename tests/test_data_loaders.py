@@ -431,9 +431,9 @@ def test_ks_samplers_draw_s3prl_class_balance(tmp_path):
         for k in ref_file:
             assert abs(ours_file[k] - ref_file[k]) < 1e-12, k
     # the dev scoring draw is fresh at every evaluation and reproducible
-    draws = _dev_draws(ks, c.split("dev"), {"dev_sampler": "balanced"}, seed=0)
-    again = _dev_draws(ks, c.split("dev"), {"dev_sampler": "balanced"}, seed=0)
+    draws = _dev_draws(ks, c.split("dev"), "balanced", seed=0)
+    again = _dev_draws(ks, c.split("dev"), "balanced", seed=0)
     assert (draws.indices(0) == again.indices(0)).all() and (draws.indices(0) != draws.indices(1)).any()
-    assert _dev_draws(ks, c.split("dev"), {"dev_sampler": "all"}, seed=0) is None
+    assert _dev_draws(ks, c.split("dev"), "all", seed=0) is None
     with pytest.raises(ValueError, match="dev_sampler: balanced needs a class-balanced task"):
-        _dev_draws(tasks.get("ic"), c.split("dev"), {"dev_sampler": "balanced"}, seed=0)
+        _dev_draws(tasks.get("ic"), c.split("dev"), "balanced", seed=0)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
 from test_probe_fakes import SignalUpstream, class_corpus
 
 from bench import extract
-from bench.probe import FrameFeeder
+from bench.params import ExtractParams
+from bench.probe import FrameFeeder, resolve_params, typed_params
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,8 @@ class _Ids:
 def test_probe_training_and_pooled_extraction_ignore_the_worker_count(utts, monkeypatch):
     up = SignalUpstream([0.5, 1.0, 2.0])
     dev = torch.device("cpu")
-    params = {"max_batch_seconds": 1.5, "batch_size": 4, "extract": {"bf16": False, "max_seconds": 2.0, "max_size": 4}}
+    params = replace(typed_params("pr", resolve_params("pr", "quick")), max_batch_seconds=1.5, batch_size=4,
+                     extract=ExtractParams(max_seconds=2.0, max_size=4))
     runs = {}
     for workers in ("0", "2"):
         monkeypatch.setenv(extract.WORKERS_ENV, workers)

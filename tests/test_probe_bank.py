@@ -207,7 +207,7 @@ def test_plan_records_config_without_loading(tmp_path):
         plan_probe("fbank", "ks", tmp_path, overrides={"lrr": 1})
     with pytest.raises(ConfigError, match="unknown preset 'fast'"):
         plan_probe("fbank", "ks", tmp_path, preset="fast")
-    with pytest.raises(ConfigError, match="steps must be a positive integer"):
+    with pytest.raises(ConfigError, match=r"ks preset 'quick' \(.*ks.yaml with overrides\): steps must be an integer >= 1, got 0"):
         plan_probe("fbank", "ks", tmp_path, overrides={"steps": 0})
     with pytest.raises(ValueError, match="unknown task 'kws'"):
         plan_probe("fbank", "kws", tmp_path)
@@ -340,14 +340,17 @@ def test_training_buckets_halve_over_the_length_limit():
     """s3prl halves a training bucket with a long utterance (PR: over 300000 samples; ASR: always)."""
     from itertools import islice
 
-    from bench.probe import train_batches
+    from dataclasses import replace
+
+    from bench.probe import resolve_params, train_batches, typed_params
 
     durs = [2.0] * 16 + [19.0] * 16
-    params = {"max_batch_seconds": 400.0, "batch_size": 16, "half_batch_over_s": 18.75}
+    params = replace(typed_params("pr", resolve_params("pr", "superb")), max_batch_seconds=400.0, batch_size=16,
+                     half_batch_over_s=18.75)
     epoch = list(islice(train_batches(durs, params, seed=0), 3))
     assert sorted(len(b) for b in epoch) == [8, 8, 16] and all(len(b) == 8 for b in epoch if durs[b[0]] > 18.75)
     assert sorted(i for b in epoch for i in b) == list(range(32))  # both halves are used
-    whole = list(islice(train_batches(durs, {**params, "half_batch_over_s": None}, seed=0), 2))
+    whole = list(islice(train_batches(durs, replace(params, half_batch_over_s=None), seed=0), 2))
     assert sorted(len(b) for b in whole) == [16, 16]
 
 

@@ -103,3 +103,22 @@ def test_cca_config_is_typed_and_the_mel_recipe_has_one_home():
         load_config("default", {"mel": {"hop_length": 80}})
     with pytest.raises(ConfigError, match=r"unknown key 'n_mel' in CCA overrides.mel \(did you mean 'n_mels'"):
         load_config("default", {"mel": {"n_mel": 40}})
+
+
+def test_probe_params_are_typed_by_the_task():
+    from bench.params import ExtractParams, HiddenHead
+    from bench.probe import resolve_params, typed_params
+    from tasks.asr import ASRParams, BiLSTMParams
+
+    asr = typed_params("asr", resolve_params("asr", "superb"))
+    assert isinstance(asr, ASRParams) and asr.head == BiLSTMParams(proj=1024, hidden=1024, layers=2, dropout=0.2)
+    assert asr.specaug.time_mask_width_range == (0, 40) and isinstance(asr.extract, ExtractParams)
+    ks = typed_params("ks", resolve_params("ks", "quick", {"lr": 1}))
+    assert ks.head == HiddenHead(256) and ks.lr == 1.0 and ks.dev_sampler == "balanced" and ks.specaug is None
+    with pytest.raises(ConfigError) as e:
+        resolve_params("asr", "quick", {"head": {"dropout": "high"}})
+    for part in ("asr preset 'quick'", "asr.yaml", "head.dropout must be a number >= 0, got 'high'"):
+        assert part in str(e.value), str(e.value)
+    with pytest.raises(ConfigError, match=r"dev_sampler must be one of all, balanced, got 'balance' "
+                                          r"\(did you mean 'balanced'"):
+        resolve_params("ks", "quick", {"dev_sampler": "balance"})

@@ -9,7 +9,11 @@ import torch
 
 import tasks
 from bench.data.manifest import Segment, Utterance
+from bench import schema
+from bench.config import ConfigError
 from bench.featurize import WeightedSum, masked_mean, spec_augment
+from bench.params import SpecAugParams
+from bench.probe import resolve_params, typed_params
 from tasks.base import BiLSTMHead, ModuleHeads, PooledHeads, ctc_greedy, ctc_losses, error_rate
 
 
@@ -32,7 +36,12 @@ def _lexicon(tmp_path: Path) -> Path:
     return tmp_path / "LibriSpeech"
 
 
-PR_CFG = {"targets": {"scheme": "lexicon", "lexicon": ["lexicon/a.txt", "lexicon/b.txt"]}}
+def _params(task: str, **overrides):
+    """The task's quick preset values, typed, with `overrides`."""
+    return typed_params(task, resolve_params(task, "quick", overrides))
+
+
+PR_CFG = _params("pr", targets={"scheme": "lexicon", "lexicon": ["lexicon/a.txt", "lexicon/b.txt"]})
 
 
 def test_pr_lexicon_targets_match_s3prl_word_encoder(tmp_path):
@@ -71,17 +80,18 @@ def test_pr_lexicon_errors_name_the_file(tmp_path):
     pr = tasks.get("pr")
     root = _lexicon(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"missing\.txt.*s3prl/downstream/ctc/lexicon/"):
-        pr.fit([], {"targets": {"scheme": "lexicon", "lexicon": ["lexicon/missing.txt"]}}, root)
+        pr.fit([], _params("pr", targets={"lexicon": ["lexicon/missing.txt"]}), root)
     (tmp_path / "lexicon" / "bad.txt").write_text("OK\tOW1 K EY1\nNO\tN OW9\n")
     with pytest.raises(ValueError, match=r"bad\.txt line 2: 'NO' uses phone\(s\) \['OW9'\]"):
-        pr.fit([], {"targets": {"scheme": "lexicon", "lexicon": ["lexicon/bad.txt"]}}, root)
-    with pytest.raises(ValueError, match="targets.scheme must be one of lexicon, alignment39"):
-        pr.fit([], {"targets": {"scheme": "g2p"}}, root)
+        pr.fit([], _params("pr", targets={"lexicon": ["lexicon/bad.txt"]}), root)
+    with pytest.raises(ConfigError, match=r"pr.yaml with overrides\): targets.scheme must be one of lexicon, "
+                                          r"alignment39, got 'g2p'"):
+        _params("pr", targets={"scheme": "g2p"})
 
 
 def test_pr_alignment39_targets_strip_stress_and_drop_silence():
     pr = tasks.get("pr")
-    space = pr.fit([], {"targets": {"scheme": "alignment39"}}, Path("."))
+    space = pr.fit([], _params("pr", targets={"scheme": "alignment39"}), Path("."))
     u = _utt(phones=[Segment("", 0, .1), Segment("HH", .1, .2), Segment("AH0", .2, .3), Segment("sp", .3, .4),
                      Segment("L", .4, .5), Segment("OW1", .5, .6), Segment("sil", .6, .7)])
     assert pr.tokens(u, space) == ["HH", "AH", "L", "OW"]
@@ -164,7 +174,7 @@ def test_ic_accuracy_needs_all_three_slots():
     assert space.sizes == [3, 3, 3]
     b = ic.targets(train, space)
     assert b.y.shape == (3, 3)
-    heads = ic.make_heads(2, 4, space, {"head": {"hidden": 8}}, torch.Generator().manual_seed(0))
+    heads = ic.make_heads(2, 4, space, _params("ic", head={"hidden": 8}), torch.Generator().manual_seed(0))
     logits = torch.full((2, 3, 9), -5.0)
     for i, row in enumerate(b.y.tolist()):  # head 0: all right; head 1: object of utterance 0 wrong
         for k, c in enumerate(row):
@@ -231,7 +241,7 @@ def test_spec_augment_with_time_warp_equals_s3prl_specaug():
     for seed in range(5):
         torch.manual_seed(seed)  # s3prl draws from torch's global generator
         ref, _ = SpecAug(**s3prl_cfg)([x[0, i, : lens[i]].clone() for i in range(4)])
-        y = spec_augment(x, lens, SPECAUG, torch.Generator().manual_seed(seed))
+        y = spec_augment(x, lens, schema.load(SpecAugParams, SPECAUG, "test"), torch.Generator().manual_seed(seed))
         assert y.shape == x.shape and torch.equal(y[0] == 0, y[1] == 0)  # the same draws for every head
         for i in range(4):
             assert torch.allclose(y[0, i, : lens[i]], ref[i], atol=1e-6)
@@ -239,13 +249,14 @@ def test_spec_augment_with_time_warp_equals_s3prl_specaug():
     # mask statistics: widths in [0, 50) over the whole feature axis (no cap), time bands over the batch
     torch.manual_seed(0)
     frac = torch.stack([(spec_augment(torch.ones(1, 8, 100, 64), torch.full((8,), 100),
-                                      dict(SPECAUG, apply_time_warp=False), torch.Generator().manual_seed(s)) == 0)
+                                      schema.load(SpecAugParams, dict(SPECAUG, apply_time_warp=False), "test"),
+                                      torch.Generator().manual_seed(s)) == 0)
                         .float().mean() for s in range(50)]).mean()
     s3 = SpecAug(**dict(s3prl_cfg, apply_time_warp=False))
     ref = torch.stack([(torch.stack(s3([torch.ones(100, 64) for _ in range(8)])[0]) == 0).float().mean()
                        for _ in range(50)]).mean()
     assert abs(frac - ref) < 0.05 and frac > 0.3  # 4 bands up to 49 of 64 features mask a lot
-    assert spec_augment(x, lens, {"enabled": False}, torch.Generator()) is x
+    assert spec_augment(x, lens, SpecAugParams(enabled=False), torch.Generator()) is x
 
 
 def test_superb_presets_follow_the_design_table():
