@@ -30,7 +30,7 @@ import csv
 import io
 import math
 import textwrap
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats
 
 import tasks
-from bench import cca_properties
+from bench import cca_properties, schema
 from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge
 from bench.records import CCAResult, FailureRecord, ProbeResult, Result, finite
 from bench.results import write_json_atomic
@@ -113,29 +113,25 @@ def parse_results(results: Iterable[Result]) -> ResultSet:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """Which CCA properties predict which task (first = the recommending one) and the top-k list."""
+    """Which CCA properties predict which task (first = the recommending one) and the top-k list
+    (configs/compare.yaml; a bare name or number stands for a list of one)."""
 
-    mapping: dict[str, list[str]]
-    top_ks: tuple[int, ...]
+    mapping: dict[str, list[str] | str] = field(metadata={"nonempty": True})
+    top_k: list[int] | int = field(metadata={"ge": 1})
 
+    def checked(self, loc: str) -> "CompareConfig":
+        mapping = {task: [props] if isinstance(props, str) else props for task, props in self.mapping.items()}
+        for task, props in mapping.items():
+            if not props or not all(props):
+                raise ConfigError(f"{loc}: mapping.{task} must be a non-empty list of property names, got {props!r}")
+        top = [self.top_k] if isinstance(self.top_k, int) else self.top_k
+        if not top or min(top) < 1:
+            raise ConfigError(f"{loc}: top_k must be a list of positive integers, got {self.top_k!r}")
+        return replace(self, mapping=mapping, top_k=sorted(set(top)))
 
-def _check_config(cfg: dict[str, Any], where: str) -> CompareConfig:
-    mapping = cfg.get("mapping")
-    if not isinstance(mapping, dict) or not mapping:
-        raise ConfigError(f"{where}: 'mapping' must map task names to lists of CCA properties")
-    clean: dict[str, list[str]] = {}
-    for task, props in mapping.items():
-        if isinstance(props, str):
-            props = [props]
-        if not isinstance(props, list) or not props or not all(isinstance(p, str) and p for p in props):
-            raise ConfigError(f"{where}: mapping.{task} must be a non-empty list of property names, got {props!r}")
-        clean[str(task)] = list(props)
-    top = cfg.get("top_k")
-    if isinstance(top, int):
-        top = [top]
-    if not isinstance(top, list) or not top or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in top):
-        raise ConfigError(f"{where}: 'top_k' must be a list of positive integers, got {top!r}")
-    return CompareConfig(mapping=clean, top_ks=tuple(sorted(set(top))))
+    @property
+    def top_ks(self) -> tuple[int, ...]:
+        return tuple(self.top_k)
 
 
 def default_mapping() -> dict[str, list[str]]:
@@ -155,9 +151,7 @@ def load_compare_config(path: str | Path | None = None, overrides: dict[str, Any
     where = str(DEFAULT_CONFIG)
     if path is not None:
         user = load_yaml(path)
-        unknown = set(user) - set(base)
-        if unknown:
-            raise ConfigError(f"config file {path}: unknown key(s) {', '.join(sorted(unknown))}; known: mapping, top_k")
+        schema.check_keys(user, schema.keys(CompareConfig), f"config file {path}")
         base = {**base, **user}
         where = str(path)
     if overrides:
@@ -167,7 +161,7 @@ def load_compare_config(path: str | Path | None = None, overrides: dict[str, Any
             base = {**base, "mapping": {**base["mapping"], **mapping_over}}
             overrides = {k: v for k, v in overrides.items() if k != "mapping"}
         base = merge(base, overrides, where=f"{where} overrides")
-    return _check_config(base, where)
+    return schema.load(CompareConfig, base, where)
 
 
 # ----------------------------------------------------------------------------- statistics

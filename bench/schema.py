@@ -11,7 +11,8 @@ the YAML mapping into it:
   value of a field with a default takes the default (YAML's `key:` with nothing after it);
 - field types understood: int, float (an int is taken), bool, str, Path, Any, Literal
   choices, `X | None`, unions, list[X], tuple[X, ...], dict[str, X] and nested dataclasses;
-  `field(metadata={"ge": 0})` / `{"gt": 0}` bound a number, `{"nonempty": True}` a list;
+  `field(metadata={"ge": 0})` / `{"gt": 0}` bound a number, `{"nonempty": True}` a list
+  or a mapping;
 - then the class's `checked(self, loc)` (when it has one) checks what depends on several
   fields or on a registry and returns the final value.
 
@@ -104,7 +105,7 @@ def describe(tp: Any, meta: Any = None) -> str:
             return f"a list of {len(args)} ({', '.join(describe(a) for a in args)})"
         return f"a {'non-empty ' if meta.get('nonempty') else ''}list of {_plural(describe(args[0]) if args else 'value')}"
     if origin is dict or tp is dict:
-        return "a mapping"
+        return f"a {'non-empty ' if meta.get('nonempty') else ''}mapping"
     if dataclasses.is_dataclass(tp):
         return f"a mapping ({', '.join(keys(tp))})"
     bound = (f" >= {meta['ge']}" if "ge" in meta else "") + (f" > {meta['gt']}" if "gt" in meta else "")
@@ -165,7 +166,7 @@ def _convert(tp: Any, value: Any, where: str, path: str, meta: Any) -> Any:
         out = [load_value(item, v, where, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict or tp is dict:
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or (meta.get("nonempty") and not value):
             raise _Mismatch
         item = args[1] if len(args) == 2 else Any
         return {k: load_value(item, v, where, _join(path, str(k))) for k, v in value.items()}

@@ -202,3 +202,17 @@ def test_two_layer_pair_and_constant_scores_are_summarised_not_listed():
         "no rank correlation where the task score is the same on every layer: ks (7 upstreams), ic (1 upstream)"]
     assert compare(flat[-2:], {"ic": ["word"]}).grouped_notes() == [
         "no rank correlation where the task score is the same on every layer: v / ic"]
+
+
+def test_config_errors_name_the_file_the_key_and_the_value(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mapping: {ic: []}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: mapping.ic must be a non-empty list of property names, got \[\]"):
+        load_compare_config(bad)
+    bad.write_text("top_k: three\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: top_k must be a list of integers or an integer >= 1, got 'three'"):
+        load_compare_config(bad)
+    bad.write_text("top_ks: [1]\n")
+    with pytest.raises(ConfigError, match=r"config file .*bad.yaml: unknown key 'top_ks' \(did you mean 'top_k'"):
+        load_compare_config(bad)
+    assert load_compare_config(overrides={"top_k": 3, "mapping": {"ic": "mel"}}).top_ks == (3,)
