@@ -119,6 +119,10 @@ class TaskEntry:
     def checked(self, loc: str) -> "TaskEntry":
         with schema.context(f"{loc}.task"):
             tasks_registry.get(self.task)
+        from bench.probe import resolve_params
+
+        with schema.context(loc):  # the preset and its overrides, checked before any compute
+            resolve_params(self.task, self.preset, self.overrides)
         _check_tune(self.tune, f"{loc}.tune")
         return self
 
