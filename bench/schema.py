@@ -77,7 +77,7 @@ def load(cls: type[T], data: Any, where: str, path: str = "") -> T:
     for f in dataclasses.fields(cls):
         has_default = f.default is not _MISSING or f.default_factory is not _MISSING
         value = data.get(f.name)
-        if value is None and not _admits_none(hints[f.name]) or f.name not in data:
+        if f.name not in data or (value is None and not _admits_none(hints[f.name])):
             if not has_default:
                 raise ConfigError(f"{at(where, path)}: missing required key {f.name!r}")
             continue
@@ -131,7 +131,10 @@ def load_value(tp: Any, value: Any, where: str, path: str, meta: Any = None) -> 
     try:
         return _convert(tp, value, where, path, meta or {})
     except _Mismatch:
-        raise ConfigError(f"{where}: {path} must be {describe(tp, meta)}, got {value!r}") from None
+        choices = [str(c) for t in (tp, *typing.get_args(tp)) if typing.get_origin(t) is Literal
+                   for c in typing.get_args(t)]
+        hint = suggest(value, choices) if choices and isinstance(value, str) else ""
+        raise ConfigError(f"{where}: {path} must be {describe(tp, meta)}, got {value!r}{hint}") from None
 
 
 def _convert(tp: Any, value: Any, where: str, path: str, meta: Any) -> Any:
@@ -153,8 +156,7 @@ def _convert(tp: Any, value: Any, where: str, path: str, meta: Any) -> Any:
     if origin is Literal:
         if value in args and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: {path} must be one of {', '.join(map(str, args))}, got {value!r}"
-                          f"{suggest(value, [str(a) for a in args])}")
+        raise _Mismatch
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)) or (meta.get("nonempty") and not value):
             raise _Mismatch

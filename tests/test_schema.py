@@ -122,3 +122,14 @@ def test_probe_params_are_typed_by_the_task():
     with pytest.raises(ConfigError, match=r"dev_sampler must be one of all, balanced, got 'balance' "
                                           r"\(did you mean 'balanced'"):
         resolve_params("ks", "quick", {"dev_sampler": "balance"})
+
+
+def test_unions_with_choices_and_null():
+    @dataclass(frozen=True)
+    class U:
+        mode: Literal["a", "b"] | None = "a"
+        n: Literal["auto"] | int = "auto"
+
+    assert schema.load(U, {"mode": None, "n": 3}, "u.yaml") == U(None, 3)
+    with pytest.raises(ConfigError, match=r"u.yaml: n must be one of auto or an integer, got 'aut' \(did you mean 'auto'"):
+        schema.load(U, {"n": "aut"}, "u.yaml")
