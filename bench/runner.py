@@ -174,6 +174,11 @@ class CompareSection:
     def checked(self, loc: str) -> "CompareSection":
         if any(k < 1 for k in self.top_ks):
             raise ConfigError(f"{loc}.top_ks must be a list of positive integers, got {self.top_ks!r}")
+        if self.mapping:
+            from bench.compare import load_compare_config
+
+            with schema.context(f"{loc}.mapping"):
+                load_compare_config(overrides={"mapping": self.mapping})
         return self
 
 

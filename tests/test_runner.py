@@ -56,6 +56,7 @@ def _suite(tmp_path: Path, **changes) -> Path:
         ({"tasks": [{"task": "ks", "overrides": {"head": {"hidden": "big"}}}]},
          ["tasks #1 (ks)", "ks.yaml", "head.hidden must be an integer >= 1, got 'big'"]),
         ({"device": 0}, ["device must be a string, got 0"]),
+        ({"compare": {"mapping": {"ic": []}}}, ["compare.mapping", "mapping.ic must be a non-empty list"]),
         ({"launcher": {"kind": "slurm", "mem_gb": -2}}, ["launcher.mem_gb must be a number > 0, got -2"]),
         ({"series": [{"name": "S", "checkpoints": [{"spec": "fbank"}]}]}, ["series #1 (S)", "at least two"]),
         ({"cca": {"properties": ["phon"], "preset": "quick"}}, ["cca.properties", "'phon'", "did you mean 'phone'"]),
