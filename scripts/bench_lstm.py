@@ -7,11 +7,13 @@ and reporting CPU-time ratios (per-head / fused; the robust figure on a shared C
   step   one ASR probe-bank train step (`Bank.train_step`: SpecAugment, the heads' forward,
          CTC losses, backward, each head's Adam + clipping) and one no-grad evaluation forward,
          for G = --layers single-layer heads + the weighted-sum head on random frames shaped
-         like --dim-wide layers at 50 Hz, `quick` preset (head 32 proj / 32 hidden / 2 layers);
+         like --dim-wide layers at 50 Hz;
   probe  a whole `layerbench probe --task asr` (`run_probe`: extraction, training, dev and test)
          of --upstream on --corpus with --steps steps.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_lstm.py step --dim 192 --layers 7
+Both use the --preset's head unless --head PROJ,HIDDEN,LAYERS names another.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_lstm.py step --dim 192 --layers 7 --head 32,32,2
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_lstm.py probe --upstream hf:layerbench/hubert-small-it2 \\
         --corpus /tmp/tiny --steps 20
 
@@ -34,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_probe import cpu_now  # noqa: E402
 
-from bench.probe import Bank, Features, build_groups, resolve_params, run_probe  # noqa: E402
+from bench.probe import Bank, Features, build_groups, resolve_params, run_probe, typed_params  # noqa: E402
 from bench.types import Batch, LayerSpec  # noqa: E402
 from tasks.base import LSTM_PATH_ENV  # noqa: E402
 
@@ -61,13 +63,25 @@ def cpu_of(fn, clock=time.process_time) -> float:
     return clock() - c0
 
 
+def head_override(args) -> dict:
+    if not args.head:
+        return {}
+    proj, hidden, layers = (int(v) for v in args.head.split(","))
+    return {"head": {"proj": proj, "hidden": hidden, "layers": layers}}
+
+
+def head_label(args) -> str:
+    h = resolve_params("asr", args.preset, head_override(args))["head"]
+    return f"head {h['proj']} -> {h['layers']} x BiLSTM {h['hidden']}"
+
+
 def bench_step(args) -> list[tuple[str, float, float]]:
     """Median CPU seconds of a train step and an eval forward per path, and the median per-repeat ratio."""
     import tasks
 
     task = tasks.get("asr")
     space = task.fit([])
-    params = resolve_params("asr", args.preset, {"steps": 1})
+    params = typed_params("asr", resolve_params("asr", args.preset, {"steps": 1, **head_override(args)}))
     specs = [LayerSpec(f"layer{i}", i, args.dim, 320) for i in range(args.layers)]
     frames = int(args.seconds * 50)
     gen = torch.Generator().manual_seed(0)
@@ -116,7 +130,7 @@ def bench_probe(args) -> list[tuple[str, float, float]]:
     import upstreams
 
     up = upstreams.load(args.upstream)
-    overrides = {"steps": args.steps, "eval_every": args.steps}
+    overrides = {"steps": args.steps, "eval_every": args.steps, **head_override(args)}
     times = {p: [] for p in PATHS}
     with tempfile.TemporaryDirectory(prefix="bench_lstm_") as work:
         for r in range(args.repeats):
@@ -136,6 +150,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=("step", "probe"))
     ap.add_argument("--preset", default="quick")
+    ap.add_argument("--head", default=None, help="PROJ,HIDDEN,LAYERS of the BiLSTM heads (default: the preset's)")
     ap.add_argument("--repeats", type=int, default=None, help="turns per path (step: 7, probe: 1)")
     ap.add_argument("--dim", type=int, default=192, help="step: layer width")
     ap.add_argument("--layers", type=int, default=7, help="step: single-layer heads (the weighted sum adds one)")
@@ -149,7 +164,8 @@ def main() -> int:
         ap.error("probe needs --corpus")
     args.repeats = args.repeats or (7 if args.mode == "step" else 1)
     rows = bench_step(args) if args.mode == "step" else bench_probe(args)
-    print(f"\n{torch.get_num_threads()} CPU thread(s), preset `{args.preset}`, {args.repeats} turn(s) per path\n")
+    print(f"\n{torch.get_num_threads()} CPU thread(s), preset `{args.preset}`, {head_label(args)}, "
+          f"{args.repeats} turn(s) per path\n")
     print("| what | per-head / fused (median CPU times) | per-head / fused (median of per-turn ratios) |")
     print("|---|---|---|")
     for name, ratio, per_turn in rows:
