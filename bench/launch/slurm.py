@@ -13,7 +13,6 @@ missing (never submitted).
 
 from __future__ import annotations
 
-import difflib
 import getpass
 import json
 import os
@@ -25,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import ConfigError
+from bench.config import ConfigError, suggest
 from bench.launch import LauncherSpec
 from bench.locks import read_holder
 from bench.records import FailureRecord
@@ -54,9 +53,8 @@ def check_cluster(spec: LauncherSpec) -> None:
     if not known:
         raise ConfigError("--launcher slurm: `sinfo` lists no partition on this cluster")
     if spec.partition is not None and spec.partition not in known:
-        near = difflib.get_close_matches(spec.partition, known, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ConfigError(f"--slurm-partition / launcher.partition: unknown partition {spec.partition!r}{hint}; "
+        raise ConfigError(f"--slurm-partition / launcher.partition: unknown partition {spec.partition!r}"
+                          f"{suggest(spec.partition, known)}; "
                           f"this cluster has: {', '.join(names)} (* = default)")
 
 
