@@ -1,5 +1,6 @@
 """Typed records of every file the harness writes: probe (and tuned probe) results, CCA results,
-clusters results, CCA across checkpoints (series), failure records and the run log.
+clusters results, CCA across checkpoints (series), failure records, the suite mark of a run folder
+and the run log.
 
 One dataclass per kind of file, each with one `to_json` and one `from_json`. Writers build a
 record and store it with `bench.results.write_record` (which stamps the package versions); every
@@ -570,6 +571,33 @@ class RunUnitLog:
 
 
 @dataclass(kw_only=True)
+class SuiteMark(_Stored):
+    """`<out>/suite.json`: the suite that owns a results folder and how its last run was set up
+    (a run of another suite into the folder is refused; `layerbench status` plans it again from this)."""
+
+    kind: ClassVar[str] = "suite"
+    suite: str
+    source: str
+    device: str
+    seeds: list[int]
+    synthetic_dir: str | None = None
+    corpora: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return _stamped(self.kind, {"suite": self.suite, "source": self.source, "device": self.device,
+                                    "seeds": list(self.seeds), "synthetic_dir": self.synthetic_dir,
+                                    "corpora": dict(self.corpora)}, self.versions)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], path: str = IN_MEMORY) -> "SuiteMark":
+        check_header(d, cls.kind, path)
+        return cls(suite=str(_require(d, "suite", path)), source=str(_require(d, "source", path)),
+                   device=str(_require(d, "device", path)), seeds=[int(s) for s in _require(d, "seeds", path)],
+                   synthetic_dir=d.get("synthetic_dir"), corpora=dict(d.get("corpora") or {}),
+                   versions=d.get("versions") or {}, path=path)
+
+
+@dataclass(kw_only=True)
 class RunLog(_Stored):
     """`<out>/run.json`: what one invocation did per unit (timings, failures) and what it wrote.
 
@@ -596,9 +624,9 @@ class RunLog(_Stored):
 
 
 Result = ProbeResult | CCAResult | ClustersResult | FailureRecord
-Record = Result | SeriesResult | RunLog
+Record = Result | SeriesResult | SuiteMark | RunLog
 KINDS: dict[str, type] = {c.kind: c for c in (ProbeResult, CCAResult, ClustersResult, FailureRecord, SeriesResult,
-                                               RunLog)}
+                                               SuiteMark, RunLog)}
 
 
 def from_json(data: Any, path: str = IN_MEMORY, expect: type | None = None) -> Record:

@@ -16,7 +16,6 @@ an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -33,8 +32,8 @@ from bench.config import CONFIG_DIR, ConfigError, load_yaml, merge, suggest
 from bench.data.corpus import KINDS
 from bench.launch import LauncherSpec, parse_launcher
 from bench.locks import release, try_acquire
-from bench.records import FailureRecord, RunLog, RunUnitLog
-from bench.results import UnitOutcome, is_done, read_record, slug, write_json_atomic, write_record
+from bench.records import FailureRecord, RunLog, RunUnitLog, SuiteMark
+from bench.results import UnitOutcome, is_done, read_record, slug, write_record
 
 SUITE_DIR = CONFIG_DIR / "suites"
 ZOO_DIR = CONFIG_DIR / "zoo"
@@ -844,26 +843,16 @@ def prepare_out(suite: Suite) -> None:
                           f"{e.strerror or e}") from e
     mark = out / SUITE_MARK
     if mark.is_file():
-        owner = _read_mark(mark)
-        if owner.get("suite") != suite.name:
+        owner = read_record(mark, SuiteMark)
+        if owner.suite != suite.name:
             raise ConfigError(
-                f"results folder {out} holds suite {owner.get('suite')!r} (from {owner.get('source')}, see {mark}); "
+                f"results folder {out} holds suite {owner.suite!r} (from {owner.source}, see {mark}); "
                 f"suite {suite.name!r} ({suite.source}) would mix its results into it: give it its own --out")
     syn = suite.synthetic
-    write_json_atomic(mark, {
-        "kind": "suite", "suite": suite.name,
-        "source": str(Path(suite.source).resolve()) if Path(suite.source).is_file() else suite.source,
-        "device": suite.device, "seeds": suite.seeds,
-        "synthetic_dir": str(syn.dir.resolve()) if syn is not None else None,
-        "corpora": {k: str(v.resolve()) for k, v in suite.corpora.items()},
-    })
-
-
-def _read_mark(mark: Path) -> dict[str, Any]:
-    try:
-        return json.loads(mark.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{mark} is not a suite record written by `layerbench run` ({e})") from e
+    write_record(mark, SuiteMark(
+        suite=suite.name, source=str(Path(suite.source).resolve()) if Path(suite.source).is_file() else suite.source,
+        device=suite.device, seeds=suite.seeds, synthetic_dir=str(syn.dir.resolve()) if syn is not None else None,
+        corpora={k: str(v.resolve()) for k, v in suite.corpora.items()}))
 
 
 def reload_suite(run_dir: Path) -> Suite:
@@ -871,14 +860,14 @@ def reload_suite(run_dir: Path) -> Suite:
     mark = run_dir / SUITE_MARK
     if not mark.is_file():
         raise ConfigError(f"{run_dir} is not a run folder of `layerbench run` (no {SUITE_MARK} in it)")
-    info = _read_mark(mark)
-    if not Path(info.get("source", "")).is_file():
-        raise ConfigError(f"{mark}: the suite file {info.get('source')!r} it was run from is gone")
-    suite = load_suite(info["source"])
+    info = read_record(mark, SuiteMark)
+    if not Path(info.source).is_file():
+        raise ConfigError(f"{mark}: the suite file {info.source!r} it was run from is gone")
+    suite = load_suite(info.source)
     syn = suite.synthetic
-    return replace(suite, out=run_dir, device=info["device"], seeds=info["seeds"],
-                   synthetic=replace(syn, dir=Path(info["synthetic_dir"])) if syn is not None else None,
-                   corpora={k: Path(v) for k, v in info["corpora"].items()})
+    return replace(suite, out=run_dir, device=info.device, seeds=info.seeds,
+                   synthetic=replace(syn, dir=Path(info.synthetic_dir)) if syn is not None else None,
+                   corpora={k: Path(v) for k, v in info.corpora.items()})
 
 
 def read_failures(out: str | Path) -> list[FailureRecord]:

@@ -12,7 +12,7 @@ import pytest
 
 from bench import records
 from bench.records import (CCALayer, CCAResult, ClustersResult, FailureRecord, LayerScore, ProbeResult, RunLog,
-                           RunUnitLog, SchemaError, SeriesCheckpoint, SeriesResult, WeightedSumScore)
+                           RunUnitLog, SchemaError, SeriesCheckpoint, SeriesResult, SuiteMark, WeightedSumScore)
 from bench.results import is_done, load_results, read_record, write_record
 
 V1 = Path(__file__).parent / "data" / "records_v1"  # written by `layerbench probe/tune/cca/run` before bench/records.py
@@ -75,7 +75,7 @@ def _series() -> SeriesResult:
 
 
 RECORDS = [_probe(), _tuned(), _cca(), _clusters(), _failure("cca"), _failure("probe"), _failure("tune"), _series(),
-           _run_log()]
+           SuiteMark(suite="s", source="/s.yaml", device="auto", seeds=[0], corpora={"fsc": "/fsc"}), _run_log()]
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: f"{r.kind}-{getattr(r, 'unit_kind', '')}")
@@ -159,6 +159,9 @@ def test_v1_files_carry_what_the_readers_use():
     assert log.units[0].failure_record.endswith("nosuchfamily_model__probe-ks__seed0.json")
     data = json.loads((V1 / "run.json").read_text())
     assert log.to_json() == {"schema_version": 1, **data}
+    mark = read_record(V1 / "suite.json", SuiteMark)  # the same for the suite mark of a run folder
+    assert (mark.suite, mark.seeds, mark.synthetic_dir) == ("v1-records", [0], "/tmp/records-v1/tiny")
+    assert mark.to_json() == {"schema_version": 1, **json.loads((V1 / "suite.json").read_text())}
 
 
 def test_series_file_of_before_reads_with_integer_layers(tmp_path):
