@@ -1,6 +1,6 @@
 """Typed records of every file the harness writes: probe (and tuned probe) results, CCA results,
-clusters results, CCA across checkpoints (series), failure records, the suite mark of a run folder
-and the run log.
+clusters results, CCA across checkpoints (series), failure records, and of a run folder its suite
+mark, Slurm ledger and run log.
 
 One dataclass per kind of file, each with one `to_json` and one `from_json`. Writers build a
 record and store it with `bench.results.write_record` (which stamps the package versions); every
@@ -597,6 +597,42 @@ class SuiteMark(_Stored):
                    versions=d.get("versions") or {}, path=path)
 
 
+@dataclass
+class LedgerUnit:
+    """Where the Slurm launcher sent one unit: its array task, when, and that task's log."""
+
+    job_id: str
+    submitted: float
+    log: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "submitted": self.submitted, "log": self.log}
+
+
+@dataclass(kw_only=True)
+class SlurmLedger(_Stored):
+    """`<out>/slurm/ledger.json`: the job arrays submitted for a run folder (their sbatch
+    parameters) and, per unit id, the array task that holds it."""
+
+    kind: ClassVar[str] = "slurm-ledger"
+    arrays: list[dict[str, Any]] = field(default_factory=list)
+    units: dict[str, LedgerUnit] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return _stamped(self.kind, {"arrays": list(self.arrays),
+                                    "units": {k: u.to_json() for k, u in self.units.items()}}, self.versions)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], path: str = IN_MEMORY) -> "SlurmLedger":
+        check_header(d, cls.kind, path)
+        try:
+            units = {str(k): LedgerUnit(str(u["job_id"]), float(u["submitted"]), u.get("log"))
+                     for k, u in (d.get("units") or {}).items()}
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise SchemaError(f"{path}: malformed unit entry ({e})") from e
+        return cls(arrays=list(d.get("arrays") or []), units=units, versions=d.get("versions") or {}, path=path)
+
+
 @dataclass(kw_only=True)
 class RunLog(_Stored):
     """`<out>/run.json`: what one invocation did per unit (timings, failures) and what it wrote.
@@ -624,9 +660,9 @@ class RunLog(_Stored):
 
 
 Result = ProbeResult | CCAResult | ClustersResult | FailureRecord
-Record = Result | SeriesResult | SuiteMark | RunLog
+Record = Result | SeriesResult | SuiteMark | SlurmLedger | RunLog
 KINDS: dict[str, type] = {c.kind: c for c in (ProbeResult, CCAResult, ClustersResult, FailureRecord, SeriesResult,
-                                               SuiteMark, RunLog)}
+                                               SuiteMark, SlurmLedger, RunLog)}
 
 
 def from_json(data: Any, path: str = IN_MEMORY, expect: type | None = None) -> Record:

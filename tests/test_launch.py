@@ -210,6 +210,49 @@ def test_a_unit_claimed_by_a_live_process_is_left_to_it(tmp_path, synth_root, mo
     assert computed == ["ic", "ks"] and not list((suite.out / "claims").glob("*.lock"))
 
 
+def test_the_ledger_of_a_submission_gives_each_unit_its_state(tmp_path, synth_root, monkeypatch):
+    """Without a cluster: a stand-in submitit records two array tasks; the ledger read back says which
+    task holds which unit, and the unit states follow from it, squeue and the failure records."""
+    import submitit
+
+    from bench.records import SlurmLedger
+
+    class Job:
+        def __init__(self, job_id: str):
+            self.job_id = job_id
+            self.paths = type("Paths", (), {"stderr": tmp_path / f"{job_id}.err"})()
+
+    class Executor:
+        def __init__(self, folder):
+            self.params = {}
+
+        def update_parameters(self, **params):
+            self.params.update(params)
+
+        def map_array(self, fn, *args):
+            return [Job(f"77_{i}") for i in range(len(args[0]))]
+
+    monkeypatch.setattr(submitit, "SlurmExecutor", Executor)
+    suite = runner.load_suite(_suite_file(tmp_path, synth_root, launcher={"kind": "slurm", "time": "30"}))
+    runner.prepare_out(suite)
+    units = runner.plan(suite)
+    entry = slurm.submit(suite, runner.execution_groups(units), suite.launcher, force=False)
+    ledger = slurm.read_ledger(suite.out)
+    assert isinstance(ledger, SlurmLedger) and ledger.arrays == [entry] and entry["array"] == "77"
+    assert {uid: u.job_id for uid, u in ledger.units.items()} == {units[0].id: "77_0", units[1].id: "77_1"}
+    on_disk = json.loads((suite.out / slurm.LEDGER).read_text())
+    assert on_disk["kind"] == "slurm-ledger" and on_disk["units"][units[1].id]["log"] == str(tmp_path / "77_1.err")
+    states = slurm.unit_states(suite, units, ledger, {"77_0": "RUNNING"})
+    assert [(s.state, s.detail) for s in states] == [("running", "job 77_0 RUNNING"), (
+        "lost", f"job 77_1 ended without a result (cancelled, killed or out of time); log: {tmp_path / '77_1.err'}")]
+    # A ledger written before it carried a schema version reads; a damaged one names itself and what to do.
+    (suite.out / slurm.LEDGER).write_text(json.dumps({k: v for k, v in on_disk.items() if k != "schema_version"}))
+    assert slurm.read_ledger(suite.out).units == ledger.units
+    (suite.out / slurm.LEDGER).write_text(json.dumps({"kind": "slurm-ledger", "units": {"x": {"job": 1}}}))
+    with pytest.raises(ConfigError, match=r"ledger.json: malformed unit entry.*move the ledger away"):
+        slurm.read_ledger(suite.out)
+
+
 def test_status_reports_a_local_run(tmp_path, synth_root, monkeypatch, capsys):
     suite = runner.load_suite(_suite_file(tmp_path, synth_root))
     runner.prepare_out(suite)

@@ -12,7 +12,8 @@ import pytest
 
 from bench import records
 from bench.records import (CCALayer, CCAResult, ClustersResult, FailureRecord, LayerScore, ProbeResult, RunLog,
-                           RunUnitLog, SchemaError, SeriesCheckpoint, SeriesResult, SuiteMark, WeightedSumScore)
+                           LedgerUnit, RunUnitLog, SchemaError, SeriesCheckpoint, SeriesResult, SlurmLedger, SuiteMark,
+                           WeightedSumScore)
 from bench.results import is_done, load_results, read_record, write_record
 
 V1 = Path(__file__).parent / "data" / "records_v1"  # written by `layerbench probe/tune/cca/run` before bench/records.py
@@ -75,7 +76,8 @@ def _series() -> SeriesResult:
 
 
 RECORDS = [_probe(), _tuned(), _cca(), _clusters(), _failure("cca"), _failure("probe"), _failure("tune"), _series(),
-           SuiteMark(suite="s", source="/s.yaml", device="auto", seeds=[0], corpora={"fsc": "/fsc"}), _run_log()]
+           SuiteMark(suite="s", source="/s.yaml", device="auto", seeds=[0], corpora={"fsc": "/fsc"}),
+           SlurmLedger(arrays=[{"array": "7", "tasks": 1}], units={"u": LedgerUnit("7_0", 1.5, "/l.err")}), _run_log()]
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: f"{r.kind}-{getattr(r, 'unit_kind', '')}")

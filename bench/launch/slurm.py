@@ -14,7 +14,6 @@ missing (never submitted).
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import shutil
 import subprocess
@@ -27,8 +26,8 @@ from typing import Any
 from bench.config import ConfigError, suggest
 from bench.launch import LauncherSpec
 from bench.locks import read_holder
-from bench.records import FailureRecord
-from bench.results import is_done, read_record, write_json_atomic
+from bench.records import FailureRecord, LedgerUnit, SchemaError, SlurmLedger
+from bench.results import is_done, read_record, write_record
 
 LEDGER = Path("slurm") / "ledger.json"
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
@@ -78,14 +77,14 @@ def queue() -> dict[str, str] | None:
 # --------------------------------------------------------------------------- ledger and unit states
 
 
-def read_ledger(out: Path) -> dict[str, Any]:
+def read_ledger(out: Path) -> SlurmLedger:
     path = out / LEDGER
     if not path.is_file():
-        return {"kind": "slurm-ledger", "arrays": [], "units": {}}
+        return SlurmLedger()
     try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise ConfigError(f"{path} is not a readable launch ledger ({e}); move it away to start afresh") from e
+        return read_record(path, SlurmLedger)
+    except SchemaError as e:
+        raise ConfigError(f"{e}; move the ledger away to start afresh") from e
 
 
 @dataclass
@@ -95,18 +94,18 @@ class UnitState:
     detail: str = ""
 
 
-def unit_states(suite, units: Sequence[Any], ledger: dict[str, Any], jobs: dict[str, str] | None) -> list[UnitState]:
+def unit_states(suite, units: Sequence[Any], ledger: SlurmLedger, jobs: dict[str, str] | None) -> list[UnitState]:
     """Where every unit stands, from the result files, failure records, claims, the ledger and squeue."""
     out = []
     for u in units:
-        entry = ledger["units"].get(u.id)
+        entry = ledger.units.get(u.id)
         fpath = u.failure_path(suite.out)
         failed_at = fpath.stat().st_mtime if fpath.is_file() else None
         if is_done(u.path, u.config_hash):
             out.append(UnitState(u, "done"))
             continue
         if entry is not None:
-            job = entry["job_id"]
+            job = entry.job_id
             slurm_state = (jobs or {}).get(job)
             holder = read_holder(u.claim_path(suite.out))
             if jobs is None:
@@ -115,11 +114,11 @@ def unit_states(suite, units: Sequence[Any], ledger: dict[str, Any], jobs: dict[
                 out.append(UnitState(u, "running" if slurm_state == "RUNNING" else "queued", f"job {job} {slurm_state}"))
             elif holder is not None and holder.job_id != job and holder.alive():
                 out.append(UnitState(u, "claimed", holder.describe()))
-            elif failed_at is not None and failed_at >= entry["submitted"] - 1:
+            elif failed_at is not None and failed_at >= entry.submitted - 1:
                 out.append(UnitState(u, "failed", _failure_error(fpath)))
             else:
                 out.append(UnitState(u, "lost", f"job {job} ended without a result (cancelled, killed or out of "
-                                                f"time); log: {entry.get('log', '?')}"))
+                                                f"time); log: {entry.log or '?'}"))
             continue
         holder = read_holder(u.claim_path(suite.out))
         if holder is not None and holder.alive():
@@ -195,11 +194,11 @@ def submit(suite, groups: list[list[Any]], spec: LauncherSpec, force: bool) -> d
     array_id = jobs[0].job_id.split("_")[0]
     entry = {"array": array_id, "submitted": submitted, "tasks": len(jobs),
              "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(submitted)), "params": params}
-    ledger["arrays"].append(entry)
+    ledger.arrays.append(entry)
     for job, group in zip(jobs, groups):
         for u in group:
-            ledger["units"][u.id] = {"job_id": job.job_id, "submitted": submitted, "log": str(job.paths.stderr)}
-    write_json_atomic(suite.out / LEDGER, ledger)
+            ledger.units[u.id] = LedgerUnit(job.job_id, submitted, str(job.paths.stderr))
+    write_record(suite.out / LEDGER, ledger)
     return entry
 
 
@@ -305,7 +304,7 @@ def status(run_dir: str | os.PathLike, *, echo: Callable[[str], None] = print) -
     suite = runner.reload_suite(Path(run_dir))
     units = runner.plan(suite)
     ledger = read_ledger(suite.out)
-    states = unit_states(suite, units, ledger, queue() if ledger["arrays"] else {})
+    states = unit_states(suite, units, ledger, queue() if ledger.arrays else {})
     echo(f"suite {suite.name} ({suite.source}) in {suite.out}: {format_states(states)}")
     for s in states:
         if s.state != "done":
