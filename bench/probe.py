@@ -53,6 +53,9 @@ class StackedAdam:
 
     Matches torch.optim.Adam (defaults, no weight decay) plus clip_grad_norm_(max_norm)
     applied to each head separately; a head not in `active` is left untouched, state too.
+    The update is torch's fused Adam kernel (what `torch.optim.Adam(fused=True)` runs: one
+    pass over each tensor) on slices of the stacked tensors, one call per (rate, step count),
+    so its cost is the parameters' size, not a Python loop over heads or a dozen passes.
     """
 
     def __init__(self, params: Sequence[nn.Parameter], groups: int, lr: float | Sequence[float], clip: float,
@@ -60,12 +63,11 @@ class StackedAdam:
                  extra: Mapping[int, Sequence[nn.Parameter]] | None = None):
         self.params = list(params)
         self.groups, self.clip, self.betas, self.eps = groups, clip, betas, eps
-        device = self.params[0].device
         # One learning rate per head (a scalar is every head's): the tuner stacks several rates.
-        self.lr = torch.as_tensor(lr, dtype=torch.float32).expand(groups).to(device).clone()
+        self.lr = torch.as_tensor(lr, dtype=torch.float64).expand(groups).tolist()
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
-        self.t = torch.zeros(groups, dtype=torch.float64)
+        self.t = [0] * groups
         # Unstacked parameters owned by one head each (the weighted sums' layer weights).
         self.extra = {h % groups: list(ps) for h, ps in (extra or {}).items()}
         self.em = {h: [torch.zeros_like(p) for p in ps] for h, ps in self.extra.items()}
@@ -79,61 +81,59 @@ class StackedAdam:
             p.grad = None
 
     def grad_norms(self) -> torch.Tensor:
-        total = None
+        """Every head's gradient norm [G], its stacked slices and its own extra parameters together."""
+        sq = torch.zeros(self.groups, device=self.params[0].device)
         for p in self.params:
-            g = p.grad if p.grad is not None else torch.zeros_like(p)
-            sq = g.detach().float().pow(2).reshape(self.groups, -1).sum(1)
-            total = sq if total is None else total + sq
+            if p.grad is not None:
+                sq += torch.linalg.vector_norm(p.grad.detach().reshape(self.groups, -1), dim=1,
+                                               dtype=torch.float32).square()
         for h, ps in self.extra.items():
             for p in ps:
                 if p.grad is not None:
-                    total[h] += p.grad.detach().float().pow(2).sum()
-        return total.sqrt()
+                    sq[h] += torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float32).square()
+        return sq.sqrt()
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> torch.Tensor:
         """Clip and step every active head with a finite gradient; returns the pre-clip norms [G]."""
         norms = self.grad_norms()
-        go = active.to(norms.device) & torch.isfinite(norms)
-        if not bool(go.any()):
+        go = (active.to(norms.device) & torch.isfinite(norms)).tolist()
+        if not any(go):
             return norms.cpu()
-        coef = (self.clip / (norms + 1e-6)).clamp(max=1.0)
-        self.t += go.cpu().to(torch.float64)
+        coef = (self.clip / (norms + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s coefficient, per head
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(coef.view((self.groups,) + (1,) * (p.dim() - 1)).to(p.dtype))
+        calls: dict[tuple[float, int], tuple[list, list, list, list]] = {}
+        h = 0
+        while h < self.groups:  # runs of consecutive heads that step alike share one slice per tensor
+            if not go[h]:
+                h += 1
+                continue
+            self.t[h] += 1
+            key = (self.lr[h], self.t[h])
+            end = h + 1
+            while end < self.groups and go[end] and (self.lr[end], self.t[end] + 1) == key:
+                self.t[end] += 1
+                end += 1
+            lists = calls.setdefault(key, ([], [], [], []))
+            for p, m, v in zip(self.params, self.m, self.v):
+                if p.grad is not None:
+                    for out, x in zip(lists, (p, p.grad, m, v)):
+                        out.append(x[h:end])
+            for g in range(h, end):
+                for p, m, v in zip(self.extra.get(g, ()), self.em.get(g, ()), self.ev.get(g, ())):
+                    if p.grad is not None:
+                        p.grad.mul_(coef[g].to(p.dtype))
+                        for out, x in zip(lists, (p, p.grad, m, v)):
+                            out.append(x)
+            h = end
         b1, b2 = self.betas
-        bc1 = (1 - b1 ** self.t).to(norms.device, torch.float32)
-        bc2 = (1 - b2 ** self.t).to(norms.device, torch.float32)
-        rate = self.lr.to(norms.device) / bc1.clamp(min=1e-12)  # lr / bias correction, per head
-        every = bool(go.all())
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            shape = (self.groups,) + (1,) * (p.dim() - 1)
-            if every:  # common case: no masking needed, in-place updates
-                g = p.grad * coef.view(shape).to(p.dtype)
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                denom = (v / bc2.view(shape)).sqrt_().add_(self.eps)
-                p.addcdiv_(m * rate.view(shape).to(p.dtype), denom, value=-1.0)
-                continue
-            sel = go.view(shape)
-            g = torch.where(sel, p.grad * coef.view(shape).to(p.dtype), torch.zeros_like(p))
-            m_new = torch.where(sel, m * b1 + g * (1 - b1), m)
-            v_new = torch.where(sel, v * b2 + g * g * (1 - b2), v)
-            m.copy_(m_new)
-            v.copy_(v_new)
-            c2 = bc2.clamp(min=1e-12).view(shape)
-            upd = m * rate.view(shape) / ((v / c2).sqrt() + self.eps)
-            p.sub_(torch.where(sel, upd, torch.zeros_like(upd)))
-        for h, ps in self.extra.items():
-            if not bool(go[h]):
-                continue
-            for p, m, v in zip(ps, self.em[h], self.ev[h]):
-                if p.grad is None:
-                    continue
-                g = p.grad * coef[h].to(p.dtype)
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                p.addcdiv_(m * rate[h], (v / bc2[h]).sqrt_().add_(self.eps), value=-1.0)
+        for (lr, t), (ps, gs, ms, vs) in calls.items():
+            if ps:
+                steps = [torch.tensor(float(t), device=ps[0].device)] * len(ps)
+                torch._fused_adam_(ps, gs, ms, vs, [], steps, lr=lr, beta1=b1, beta2=b2, weight_decay=0.0,
+                                   eps=self.eps, amsgrad=False, maximize=False)
         return norms.cpu()
 
     def snapshot(self, g: int) -> list[torch.Tensor]:
@@ -475,6 +475,8 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
         featurizers = [WeightedSum(len(ws_ids)).to(device) for _ in range(copies)] if with_ws else []
         # Each weighted sum's layer weights belong to its copy's last slice.
         owned = {(c + 1) * per - 1: f for c, f in enumerate(featurizers)}
+        if owned and hasattr(module, "trained_inputs"):  # the single layers' inputs are fixed features
+            module.trained_inputs(torch.tensor(sorted(owned), dtype=torch.long, device=device))
         if getattr(module, "stacked", False):
             opt = StackedAdam(list(module.parameters()), per * copies, lrs, clip,
                               extra={g: list(f.parameters()) for g, f in owned.items()})

@@ -46,8 +46,40 @@ class Splits:
 # ---------------------------------------------------------------- head building blocks
 
 
+class _StackedAffine(torch.autograd.Function):
+    """baddbmm(bias, x, weight) whose input gradient is computed for the slices `rows` only.
+
+    The other slices' gradient is zero: the caller vouches that nothing before them is trained
+    (the probe bank's single-layer features are fixed; only a weighted sum's slice carries
+    trained layer weights), so the input-gradient matmul of every other slice is skipped.
+    The weight and bias gradients are baddbmm's own.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, rows):
+        ctx.save_for_backward(x, weight, rows)
+        return torch.baddbmm(bias, x, weight)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, rows = ctx.saved_tensors
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.zeros_like(x)
+            gx.index_copy_(0, rows, torch.bmm(grad.index_select(0, rows), weight.index_select(0, rows).transpose(1, 2)))
+        if ctx.needs_input_grad[1]:
+            gw = torch.bmm(x.transpose(1, 2), grad)
+        if ctx.needs_input_grad[2]:
+            gb = grad.sum(1, keepdim=True)
+        return gx, gw, gb, None
+
+
 class StackedLinear(nn.Module):
-    """G independent Linear(din, dout) layers applied to a [G, ..., din] input in one bmm."""
+    """G independent Linear(din, dout) layers applied to a [G, ..., din] input in one bmm.
+
+    `input_grad` (slice indices, or None for all) limits the input gradient to the slices
+    whose input depends on trained parameters (see `_StackedAffine`).
+    """
 
     def __init__(self, groups: int, din: int, dout: int, generator: torch.Generator | None = None):
         super().__init__()
@@ -56,27 +88,40 @@ class StackedLinear(nn.Module):
         b = (torch.rand(groups, 1, dout, generator=generator) * 2 - 1) * bound
         self.weight = nn.Parameter(w)
         self.bias = nn.Parameter(b)
+        self.input_grad: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g, *mid, d = x.shape
         flat = x.reshape(g, -1, d)
-        out = torch.baddbmm(self.bias, flat, self.weight)
+        if self.input_grad is not None and flat.requires_grad:
+            out = _StackedAffine.apply(flat, self.weight, self.bias, self.input_grad.to(flat.device))
+        else:
+            out = torch.baddbmm(self.bias, flat, self.weight)
         return out.reshape(g, *mid, out.shape[-1])
 
 
-class PooledHeads(nn.Module):
+class _ProjectedHeads(nn.Module):
+    """G heads Linear(D,H) -> ... -> Linear(H,outputs); subclasses say what happens in between."""
+
+    stacked = True
+
+    def __init__(self, groups: int, dim: int, hidden: int, outputs: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.proj = StackedLinear(groups, dim, hidden, generator)
+        self.out = StackedLinear(groups, hidden, outputs, generator)
+
+    def trained_inputs(self, slices: torch.Tensor) -> None:
+        """Only these slices' inputs need a gradient (the bank's weighted sums): the first Linear
+        skips the input gradient of every other slice (half of its backward)."""
+        self.proj.input_grad = slices
+
+
+class PooledHeads(_ProjectedHeads):
     """SUPERB's utterance-level head for G layers: Linear(D,H) -> masked mean -> Linear(H,C).
 
     The first Linear is affine, so it commutes with the mean: `forward` takes cached pooled
     means [G, B, D]; `forward_frames` takes frames [G, B, T, D] and gives the same logits.
     """
-
-    stacked = True
-
-    def __init__(self, groups: int, dim: int, hidden: int, classes: int, generator: torch.Generator | None = None):
-        super().__init__()
-        self.proj = StackedLinear(groups, dim, hidden, generator)
-        self.out = StackedLinear(groups, hidden, classes, generator)
 
     def forward(self, pooled: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
         return self.out(self.proj(pooled))
@@ -85,15 +130,8 @@ class PooledHeads(nn.Module):
         return self.out(masked_mean(self.proj(frames), lens))
 
 
-class FrameLinearHeads(nn.Module):
+class FrameLinearHeads(_ProjectedHeads):
     """SUPERB's PR head for G layers: Linear(D,H) -> Linear(H,V) on every frame."""
-
-    stacked = True
-
-    def __init__(self, groups: int, dim: int, hidden: int, vocab: int, generator: torch.Generator | None = None):
-        super().__init__()
-        self.proj = StackedLinear(groups, dim, hidden, generator)
-        self.out = StackedLinear(groups, hidden, vocab, generator)
 
     def forward(self, frames: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
         return self.out(self.proj(frames))

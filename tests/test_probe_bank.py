@@ -286,6 +286,7 @@ def test_weighted_sum_slice_is_its_own_adam_with_the_layer_weights():
     torch.manual_seed(0)
     stacked = PooledHeads(2, 4, 6, 3, torch.Generator().manual_seed(2))  # slice 1 = weighted-sum head
     feat = WeightedSum(3)
+    stacked.trained_inputs(torch.tensor([1]))  # as the bank does: slice 0's input is a fixed feature
     ref_head, ref_feat = PooledHeads(1, 4, 6, 3), WeightedSum(3)
     with torch.no_grad():
         for p, q in zip(ref_head.parameters(), stacked.parameters()):
@@ -365,3 +366,24 @@ def test_utterance_batches_keep_the_partial_batch_unless_balanced():
     labels = ["a"] * 60 + ["b"] * 10
     balanced = list(islice(_shuffled_batches(70, 32, seed=0, balance=(labels, list(range(70)))), 3))
     assert [len(b) for b in balanced] == [32, 32, 32]  # 70 draws per epoch: the last 6 are dropped
+
+
+def test_input_gradient_only_for_trained_slices_changes_no_other_gradient():
+    """The first Linear skips the input gradient of fixed-feature slices; everything else is baddbmm's."""
+    from tasks.base import StackedLinear
+
+    torch.manual_seed(0)
+    full = StackedLinear(4, 5, 3, torch.Generator().manual_seed(3))
+    part = StackedLinear(4, 5, 3, torch.Generator().manual_seed(3))
+    part.input_grad = torch.tensor([1, 3])
+    x = torch.randn(4, 2, 6, 5)
+    outs = []
+    for lin in (full, part):
+        xi = x.clone().requires_grad_(True)
+        y = lin(xi)
+        (y * torch.arange(y.numel()).reshape(y.shape).sin()).sum().backward()
+        outs.append((y.detach(), xi.grad, lin.weight.grad, lin.bias.grad))
+    (y1, gx1, gw1, gb1), (y2, gx2, gw2, gb2) = outs
+    assert torch.equal(y1, y2) and torch.allclose(gw1, gw2, atol=1e-6) and torch.allclose(gb1, gb2, atol=1e-6)
+    assert torch.allclose(gx2[[1, 3]], gx1[[1, 3]], atol=1e-6) and gx1[[1, 3]].abs().sum() > 0
+    assert torch.equal(gx2[[0, 2]], torch.zeros_like(gx2[[0, 2]]))  # skipped: never needed
