@@ -45,6 +45,13 @@ class WeightedSum(nn.Module):
         return torch.tensordot(w, layers, dims=([0], [0]))
 
 
+def weighted_sums(featurizers: Sequence[WeightedSum], layers: torch.Tensor) -> torch.Tensor:
+    """Each featurizer's sum of the same layers [L, ...] -> [K, ...], in one matmul: the layers
+    are read once for the K weighted sums of the tuner's stacked rates, not K times."""
+    w = torch.stack([f.normalized() for f in featurizers]).to(layers.dtype)
+    return torch.tensordot(w, layers, dims=([1], [0]))
+
+
 def _time_warp(seq: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
     """s3prl's TimeWarp of one utterance [G, n, D]: the frames before a random centre are
     stretched or squeezed (bicubic) to end at a random point within +-window of it."""

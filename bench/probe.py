@@ -36,7 +36,7 @@ from bench import schema
 from bench.config import ConfigError, merge
 from bench.data.manifest import Corpus, Utterance
 from bench.extract import audio_batches, forward, length_buckets, pick_device
-from bench.featurize import WeightedSum, spec_augment
+from bench.featurize import WeightedSum, spec_augment, weighted_sums
 from bench.params import ProbeParams
 from bench.records import LayerScore, ProbeResult, WeightedSumScore, upstream_info
 from bench.results import UnitOutcome, config_hash, is_done, read_record, result_path, write_record
@@ -270,12 +270,13 @@ class HeadGroup:
 
     def _copies(self, single: torch.Tensor | None, mixed: torch.Tensor | None) -> torch.Tensor:
         """Every copy's input slices: the single layers, then that copy's weighted sum of `mixed`."""
+        sums = weighted_sums(self.featurizers, mixed) if mixed is not None else None
         parts = []
         for c in range(self.copies):
             if single is not None:
                 parts.append(single)
-            if mixed is not None:
-                parts.append(self.featurizers[c](mixed)[None])
+            if sums is not None:
+                parts.append(sums[c:c + 1])
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def train(self, mode: bool = True) -> None:

@@ -1,18 +1,23 @@
 #!/usr/bin/env python
 """Time of tuning K learning rates with the stacked bank against K separate bank runs.
 
-For each task, in one process, on the same data, with the same steps and the same K rates:
+For each upstream and task, in one process, on the same data, with the same steps and the same
+K rates:
   stacked   `bench.tune.run_tune` with a grid of K rates and stack K: one bank of K x (L+2)
             heads, one upstream pass (or pooled-cache gather) per batch, no pruning
-  separate  K `bench.probe.run_probe` runs, one per rate, one after another
+  separate  K `bench.probe.run_probe` runs, one per rate, one after another (what a user
+            running `layerbench probe` once per rate does)
 Both sides load the upstream from its spec, as K separate `layerbench probe` runs would;
 optuna is imported before timing (a process's one-time cost). Utterance-level tasks fill the
-pooled cache once before timing (both sides then read it); frame-level tasks forward the
-upstream every batch. Wall time and CPU time (all threads of the process) are measured; on a
-shared machine the CPU-time ratio is the robust one.
+pooled cache once before timing (both sides then read it). Frame-level tasks run in the
+`--frame-modes` given: `kept` is the preset as shipped (the quick presets' extract.keep_train:
+the first epoch goes through the upstream and later epochs re-use its frames, on both sides);
+`forward` sets extract.keep_train false, so every training batch is forwarded, as on a corpus
+too large to hold in memory (the superb presets). Wall time and CPU time (all threads of the
+process) are measured; on a shared machine the CPU-time ratio is the robust one.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tune.py --upstream randinit:hubert-tiny \\
-        --corpus /tmp/synth-tiny --tasks ks,ic --steps 600
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tune.py --upstreams randinit:hubert-tiny \\
+        --corpus /tmp/synth-tiny --tasks ks:300,ic:300,pr:40 --frame-modes kept,forward
 
 Prints a Markdown table (paste into BENCHMARKS.md) and writes it to --report when given.
 """
@@ -32,6 +37,8 @@ import torch
 from bench.probe import run_probe
 from bench.tune import run_tune
 
+MODES = {"kept": "first epoch forwarded, then kept", "forward": "every batch forwarded"}
+
 
 def timed(fn, **kw) -> tuple[float, float]:
     w0, c0 = time.perf_counter(), time.process_time()
@@ -41,10 +48,11 @@ def timed(fn, **kw) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--upstream", default="randinit:hubert-tiny")
+    ap.add_argument("--upstreams", default="randinit:hubert-tiny", help="upstream specs, comma-separated")
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--tasks", default="ks,ic")
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--tasks", default="ks:300,ic:300,pr:40", help="TASK[:STEPS], comma-separated")
+    ap.add_argument("--steps", type=int, default=300, help="steps of a task given without :STEPS")
+    ap.add_argument("--frame-modes", default="kept", help=f"frame-level tasks: {', '.join(MODES)} (comma-separated)")
     ap.add_argument("--rates", default="1e-4,1e-3,1e-2,1e-1", help="the K rates, comma-separated")
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--device", default="auto")
@@ -55,36 +63,45 @@ def main() -> int:
     import upstreams
 
     rates = [float(r) for r in args.rates.split(",")]
-    n_layers = len(upstreams.load(args.upstream).layers)
+    modes = [m for m in args.frame_modes.split(",") if m]
+    if any(m not in MODES for m in modes):
+        ap.error(f"--frame-modes: each one of {', '.join(MODES)}, got {args.frame_modes!r}")
     work = Path(tempfile.mkdtemp(prefix="bench_tune_"))
     rows = []
     try:
-        for task in args.tasks.split(","):
-            steps = args.steps
-            common = {"steps": steps, "eval_every": max(1, steps // 4)}
-            if tasks.get(task).level == "utterance":
-                common["cache_dir"] = str(work / "cache")
-                timed(run_probe, upstream=args.upstream, task=task, corpus=args.corpus, preset=args.preset, device=args.device,
-                      out_dir=work / "warm", overrides={**common, "steps": 1, "eval_every": 1})
-            base = dict(upstream=args.upstream, task=task, corpus=args.corpus, preset=args.preset, device=args.device)
-            stacked = timed(run_tune, out_dir=work / "stacked", overrides=common,
-                            tune={"grid": rates, "stack": len(rates), "trials": len(rates), "pruner": "none"}, **base)
-            separate = [timed(run_probe, out_dir=work / f"lr{k}", overrides={**common, "lr": r}, **base)
-                        for k, r in enumerate(rates)]
-            sep = (sum(w for w, _ in separate), sum(c for _, c in separate))
-            rows.append((task, steps, stacked, sep))
-            print(f"{task}: stacked {stacked[0]:.1f}s wall / {stacked[1]:.1f}s cpu, "
-                  f"{len(rates)} separate {sep[0]:.1f}s wall / {sep[1]:.1f}s cpu", flush=True)
+        for spec in args.upstreams.split(","):
+            n_layers = len(upstreams.load(spec).layers)
+            for item in args.tasks.split(","):
+                task, _, n = item.partition(":")
+                steps = int(n) if n else args.steps
+                common = {"steps": steps, "eval_every": max(1, steps // 4)}
+                frame = tasks.get(task).level == "frame"
+                if not frame:
+                    common["cache_dir"] = str(work / "cache" / spec.replace("/", "_"))
+                    timed(run_probe, upstream=spec, task=task, corpus=args.corpus, preset=args.preset,
+                          device=args.device, out_dir=work / "warm", overrides={**common, "steps": 1, "eval_every": 1})
+                base = dict(upstream=spec, task=task, corpus=args.corpus, preset=args.preset, device=args.device)
+                for mode in modes if frame else ["pooled"]:
+                    over = {**common, "extract": {"keep_train": False}} if mode == "forward" else common
+                    stacked = timed(run_tune, out_dir=work / "stacked", overrides=over,
+                                    tune={"grid": rates, "stack": len(rates), "trials": len(rates), "pruner": "none"},
+                                    **base)
+                    separate = [timed(run_probe, out_dir=work / f"lr{k}", overrides={**over, "lr": r}, **base)
+                                for k, r in enumerate(rates)]
+                    sep = (sum(w for w, _ in separate), sum(c for _, c in separate))
+                    what = "pooled cache" if mode == "pooled" else MODES[mode]
+                    rows.append((spec, n_layers, task, what, steps, stacked, sep))
+                    print(f"{spec} {task} ({what}): stacked {stacked[0]:.1f}s wall / {stacked[1]:.1f}s cpu, "
+                          f"{len(rates)} separate {sep[0]:.1f}s wall / {sep[1]:.1f}s cpu", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    lines = [f"Upstream `{args.upstream}` ({n_layers} layers + weighted sum), preset `{args.preset}`, "
-             f"K = {len(rates)} rates ({args.rates}), {dev}.", "",
-             "| task | steps | stacked / separate (CPU time) | stacked / separate (wall) |",
-             "|---|---|---|---|"]
-    for task, steps, (sw, sc), (pw, pc) in rows:
-        lines.append(f"| {task} | {steps} | **{sc / pc:.2f}** | {sw / pw:.2f} |")
+    lines = [f"Preset `{args.preset}`, K = {len(rates)} rates ({args.rates}), {dev}.", "",
+             "| upstream | task | training features | steps | stacked / separate (CPU time) | (wall) |",
+             "|---|---|---|---|---|---|"]
+    for spec, n_layers, task, what, steps, (sw, sc), (pw, pc) in rows:
+        lines.append(f"| `{spec}` ({n_layers} layers) | {task} | {what} | {steps} | **{sc / pc:.2f}** | {sw / pw:.2f} |")
     table = "\n".join(lines)
     print(table)
     if args.report:
