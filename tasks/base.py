@@ -91,13 +91,20 @@ class StackedLinear(nn.Module):
         self.input_grad: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g, *mid, d = x.shape
-        flat = x.reshape(g, -1, d)
-        if self.input_grad is not None and flat.requires_grad:
-            out = _StackedAffine.apply(flat, self.weight, self.bias, self.input_grad.to(flat.device))
-        else:
-            out = torch.baddbmm(self.bias, flat, self.weight)
-        return out.reshape(g, *mid, out.shape[-1])
+        return stacked_affine(x, self.weight, self.bias, self.input_grad)
+
+
+def stacked_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                   input_grad: torch.Tensor | None = None) -> torch.Tensor:
+    """[G, ..., din] @ weight [G, din, dout] + bias [G, 1, dout]; the input gradient only for the
+    `input_grad` slices when given (`_StackedAffine`)."""
+    g, *mid, d = x.shape
+    flat = x.reshape(g, -1, d)
+    if input_grad is not None and flat.requires_grad:
+        out = _StackedAffine.apply(flat, weight, bias, input_grad.to(flat.device))
+    else:
+        out = torch.baddbmm(bias, flat, weight)
+    return out.reshape(g, *mid, out.shape[-1])
 
 
 class _ProjectedHeads(nn.Module):
@@ -131,10 +138,19 @@ class PooledHeads(_ProjectedHeads):
 
 
 class FrameLinearHeads(_ProjectedHeads):
-    """SUPERB's PR head for G layers: Linear(D,H) -> Linear(H,V) on every frame."""
+    """SUPERB's PR head for G layers: Linear(D,H) -> Linear(H,V) on every frame.
+
+    Two affine maps in a row are one: the logits are computed as x (W1 W2) + (b1 W2 + b2),
+    the same function with the same gradients for W1, b1, W2 and b2 (autograd through the
+    product), up to float rounding. The frames then cost N·D·V multiply-adds forward and as
+    many for the gradient, instead of N·(D·H + H·V) and twice that: over the thousands of
+    frames of a batch (N >> H), the products W1 W2 (D·H·V, once per step) are what is left.
+    """
 
     def forward(self, frames: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
-        return self.out(self.proj(frames))
+        weight = torch.bmm(self.proj.weight, self.out.weight)  # [G, D, V]
+        bias = torch.baddbmm(self.out.bias, self.proj.bias, self.out.weight)  # [G, 1, V]
+        return stacked_affine(frames, weight, bias, self.proj.input_grad)
 
 
 class BiLSTMHead(nn.Module):

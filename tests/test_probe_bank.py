@@ -387,3 +387,23 @@ def test_input_gradient_only_for_trained_slices_changes_no_other_gradient():
     assert torch.equal(y1, y2) and torch.allclose(gw1, gw2, atol=1e-6) and torch.allclose(gb1, gb2, atol=1e-6)
     assert torch.allclose(gx2[[1, 3]], gx1[[1, 3]], atol=1e-6) and gx1[[1, 3]].abs().sum() > 0
     assert torch.equal(gx2[[0, 2]], torch.zeros_like(gx2[[0, 2]]))  # skipped: never needed
+
+
+def test_frame_heads_in_one_product_are_the_two_linears():
+    """PR's Linear -> Linear computed as x (W1 W2) + (b1 W2 + b2): same logits, same gradients."""
+    from tasks.base import FrameLinearHeads
+
+    torch.manual_seed(0)
+    heads = FrameLinearHeads(3, 6, 16, 5, torch.Generator().manual_seed(4))
+    heads.trained_inputs(torch.tensor([2]))  # slice 2 stands for a weighted sum
+    x = torch.randn(3, 2, 7, 6)
+    weights = torch.randn(3, 2, 7, 5)
+    grads = []
+    for fn in (lambda v: heads.out(heads.proj(v)), heads):
+        heads.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        y = fn(xi)
+        (y * weights).sum().backward()
+        grads.append((y.detach(), xi.grad[2], *[p.grad.clone() for p in heads.parameters()]))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
