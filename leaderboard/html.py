@@ -174,9 +174,9 @@ def section_html(s: Section) -> str:
 def headline_section(h: Headline) -> Section:
     table = headline_table(h)
     titles = ["rank order (mean rank, then score)", "upstream", "normalised score: FBANK 0, best 100",
-              "mean of per-task ranks"] + [f"{t.task}: {t.unit()}; weighted sum, best single layer below" for t in h.tasks]
+              "mean of per-task ranks"] + [f"{t.header(arrows=False)}: {t.unit()}; weighted sum, best single layer below" for t in h.tasks]
     details = []
-    for t in h.tasks:
+    for t in (t for t in h.tasks if t.ranked):
         detail = task_table(h, t)
         if not detail.rows:
             continue

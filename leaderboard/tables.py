@@ -8,6 +8,9 @@ higher is better), all on the test split.
 - **Best layer** `20.00 @L2`: the best single layer, chosen on dev (as the comparator does),
   and its test score. `*` marks a single layer that beats the weighted sum on test (only for
   upstreams with more than one layer: with one layer both heads see the same features).
+- **Secondary metrics** a task reports beside its own (ASR: CER beside WER) get a column of
+  their own, `ASR CER`, for the same heads (WS, and the best layer chosen on dev by the task's
+  own metric); they are shown, not ranked or scored.
 - **CCA pick**: the arg-max layer of the task's first mapped CCA property (configs/compare.yaml)
   and its test score (per-task detail only).
 - **Overall rank**: per task, upstreams are ranked by WS (1 = best, ties share the mean rank);
@@ -32,7 +35,7 @@ from scipy import stats
 
 import tasks as task_registry
 from bench.compare import Comparison, ResultSet, best_probed_layer, fmt, markdown_table
-from bench.records import FailureRecord
+from bench.records import ERROR_METRICS, FailureRecord, ProbeResult
 
 FIELDS = ("ws", "best", "best_layer", "cca", "cca_layer")
 MARK = "*"
@@ -56,6 +59,12 @@ class Entry:
     cca_layer: int | None
     cca_property: str | None
     n_layers: int  # probed layers: with one, "best layer" and "beats the weighted sum" say nothing
+    ranked: bool = True  # False: a secondary metric (ASR's CER), shown beside the task's own
+
+    @property
+    def key(self) -> str:
+        """The column: the task, or `<task>_<metric>` for a secondary metric."""
+        return self.task if self.ranked else f"{self.task}_{self.metric}"
 
     @property
     def single_beats_ws(self) -> bool:
@@ -76,6 +85,11 @@ class TaskInfo:
     task: str
     metric: str
     higher_is_better: bool
+    ranked: bool = True
+
+    @property
+    def key(self) -> str:
+        return self.task if self.ranked else f"{self.task}_{self.metric}"
 
     def header(self, arrows: bool = True) -> str:
         return task_header(self.task, self.metric, self.higher_is_better, arrows)
@@ -121,6 +135,9 @@ class Headline:
         note = f"score: per-task weighted-sum score normalised to {ref}, the zoo's best = 100, averaged over tasks"
         if self.unscored_tasks:
             note += f"; left out: {', '.join(self.unscored_tasks)}"
+        shown = [t.header(arrows=False) for t in self.tasks if not t.ranked]
+        if shown:
+            note += f"; {', '.join(shown)}: same heads, shown beside the task's own metric, not ranked or scored"
         return note
 
 
@@ -150,7 +167,7 @@ def task_header(task: str, metric: str, higher_is_better: bool, arrows: bool = T
 
 
 def leaderboard_entries(rs: ResultSet, comp: Comparison) -> list[Entry]:
-    """Entries in upstream display order, then canonical task order."""
+    """Entries in upstream display order, then canonical task order (a task's secondary metrics after it)."""
     out = []
     for up in rs.upstreams:
         for task in rs.tasks:
@@ -176,6 +193,25 @@ def leaderboard_entries(rs: ResultSet, comp: Comparison) -> list[Entry]:
                     n_layers=len(probe.per_layer),
                 )
             )
+            out += secondary_entries(probe, out[-1])
+    return out
+
+
+def secondary_entries(probe: ProbeResult, main: Entry) -> list[Entry]:
+    """One not-ranked entry per secondary test metric (`test_<metric>` in the heads' results, ASR:
+    `test_cer`), for the same heads as `main`: the weighted sum and the layer chosen on dev."""
+    ws = probe.weighted_sum
+    keys = sorted({k for h in [*probe.per_layer, *([ws] if ws else [])] for k in h.extra if k.startswith("test_")})
+    out = []
+    for key in keys:
+        layer = probe.layer(main.best_layer) if main.best_layer is not None else None
+        metric = key.removeprefix("test_")
+        out.append(Entry(
+            upstream=main.upstream, display=main.display, task=main.task, metric=metric,
+            higher_is_better=metric not in ERROR_METRICS,
+            ws=ws.extra.get(key) if ws else None, best=layer.extra.get(key) if layer else None,
+            best_layer=main.best_layer, cca=None, cca_layer=None, cca_property=None, n_layers=main.n_layers,
+            ranked=False))
     return out
 
 
@@ -192,14 +228,14 @@ def headline(entries: list[Entry], upstreams: list[tuple[str, str]] | None = Non
     names: dict[str, str] = dict(upstreams or [])
     by_key: dict[tuple[str, str], Entry] = {}
     for e in entries:
-        tasks.setdefault(e.task, TaskInfo(e.task, e.metric, e.higher_is_better))
+        tasks.setdefault(e.key, TaskInfo(e.task, e.metric, e.higher_is_better, e.ranked))
         names.setdefault(e.upstream, e.display)
-        by_key[(e.upstream, e.task)] = e
+        by_key[(e.upstream, e.key)] = e
     ref = _reference(list(names))
     ranks: dict[str, dict[str, float]] = {u: {} for u in names}
     norm: dict[str, dict[str, float]] = {u: {} for u in names}
     unscored = []
-    for t in tasks.values():
+    for t in (t for t in tasks.values() if t.ranked):
         # Higher is better after a sign flip for error rates; ratios and ranks do not care about the offset.
         vals = {u: (e.ws if t.higher_is_better else -e.ws) for (u, task), e in by_key.items() if task == t.task and e.ws is not None}
         if not vals:
@@ -225,7 +261,7 @@ def headline(entries: list[Entry], upstreams: list[tuple[str, str]] | None = Non
         rows.append((u, display, mean_rank, score))
     rows.sort(key=lambda r: (r[2] is None, r[2] or 0.0, -(r[3] if r[3] is not None else float("-inf")), r[1], r[0]))
     standings = [Standing(u, d, i + 1, mr, sc, ranks[u], norm[u]) for i, (u, d, mr, sc) in enumerate(rows)]
-    ordered = sorted(tasks.values(), key=lambda t: task_registry.sort_key(t.task))
+    ordered = sorted(tasks.values(), key=lambda t: (task_registry.sort_key(t.task), not t.ranked, t.metric))
     return Headline(ordered, standings, by_key, names.get(ref) if ref else None, unscored)
 
 
@@ -251,7 +287,7 @@ def terminal_table(h: Headline, width: int = TERMINAL_WIDTH) -> str:
     for t in h.tasks:
         ws, best = [], []
         for s in h.standings:
-            e = h.entry(s.upstream, t.task)
+            e = h.entry(s.upstream, t.key)
             ws.append(fmt(e.ws) if e else "–")
             best.append(e.best_text() if e else "")
         groups.append((t.header(), ws, best))
@@ -320,7 +356,7 @@ def headline_table(h: Headline) -> DisplayTable:
         row = [Cell(str(s.position), s.position), Cell(s.display, s.display), Cell(fmt(s.score, 1), s.score),
                Cell(fmt(s.mean_rank, 2), s.mean_rank)]
         for t in h.tasks:
-            e = h.entry(s.upstream, t.task)
+            e = h.entry(s.upstream, t.key)
             if e is None:
                 row.append(Cell("–", None))
             else:
@@ -335,14 +371,14 @@ def task_table(h: Headline, t: TaskInfo) -> DisplayTable:
                "CCA property"]
     rows = []
     for s in h.standings:
-        e = h.entry(s.upstream, t.task)
+        e = h.entry(s.upstream, t.key)
         if e is None:
             continue
         mark = MARK if e.single_beats_ws else ""
         rows.append([
             Cell(str(s.position), s.position), Cell(s.display, s.display),
-            Cell(fmt(s.task_ranks.get(t.task), 1), s.task_ranks.get(t.task)),
-            Cell(fmt(s.task_scores.get(t.task), 1), s.task_scores.get(t.task)),
+            Cell(fmt(s.task_ranks.get(t.key), 1), s.task_ranks.get(t.key)),
+            Cell(fmt(s.task_scores.get(t.key), 1), s.task_scores.get(t.key)),
             Cell(fmt(e.ws), e.ws), Cell(fmt(e.best) + mark, e.best), Cell(fmt(e.best_layer), e.best_layer),
             Cell(fmt(e.cca), e.cca), Cell(fmt(e.cca_layer), e.cca_layer),
             Cell(e.cca_property or "–", e.cca_property),
@@ -358,16 +394,16 @@ def numeric_frame(h: Headline) -> pd.DataFrame:
         row: dict[str, Any] = {"position": s.position, "upstream": s.display, "spec": s.upstream, "score": s.score,
                                "mean_rank": s.mean_rank, "tasks": s.n_tasks}
         for t in h.tasks:
-            e = h.entry(s.upstream, t.task)
+            e = h.entry(s.upstream, t.key)
             vals = {
-                "ws": e.ws if e else None, "rank": s.task_ranks.get(t.task), "normalised": s.task_scores.get(t.task),
+                "ws": e.ws if e else None, "rank": s.task_ranks.get(t.key), "normalised": s.task_scores.get(t.key),
                 "best": e.best if e else None, "best_layer": e.best_layer if e else None,
                 "single_beats_ws": e.single_beats_ws if e else None, "cca": e.cca if e else None,
                 "cca_layer": e.cca_layer if e else None, "cca_property": e.cca_property if e else None,
             }
-            row.update({f"{t.task}_{k}": vals[k] for k in per_task})
+            row.update({f"{t.key}_{k}": vals[k] for k in per_task})
         rows.append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-    columns = ["position", "upstream", "spec", "score", "mean_rank", "tasks"] + [f"{t.task}_{k}" for t in h.tasks for k in per_task]
+    columns = ["position", "upstream", "spec", "score", "mean_rank", "tasks"] + [f"{t.key}_{k}" for t in h.tasks for k in per_task]
     df = pd.DataFrame(rows, columns=columns)
     for col in df.columns:
         if col.endswith("_layer"):
@@ -389,7 +425,7 @@ def to_markdown(h: Headline, failures: list[FailureRecord] | None = None) -> str
         "",
         markdown_table(table.headers, md_rows),
     ]
-    for t in h.tasks:
+    for t in (t for t in h.tasks if t.ranked):
         detail = task_table(h, t)
         out += ["", f"## {t.header()} ({t.unit()})", "",
                 markdown_table(detail.headers, [[c.text for c in row] for row in detail.rows])]
@@ -412,7 +448,7 @@ def to_latex(h: Headline) -> str:
         index.append(s.display)
         vals = [fmt(s.score, 1), fmt(s.mean_rank, 2)]
         for t in h.tasks:
-            e = h.entry(s.upstream, t.task)
+            e = h.entry(s.upstream, t.key)
             vals += [fmt(getattr(e, f)) if e else "–" for f in FIELDS]
         data.append(vals)
     df = pd.DataFrame(data, index=pd.Index(index, name="upstream"), columns=columns)

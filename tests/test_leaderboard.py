@@ -201,3 +201,26 @@ def test_cli(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli_main(["leaderboard", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
     assert "no probe or CCA result files" in capsys.readouterr().err
+
+
+def test_asr_cer_is_a_column_of_its_own_shown_not_ranked(tmp_path):
+    # ASR ranks on WER (A 80 < B 90); CER is shown for the same heads (the WS, and the layer chosen
+    # on dev by WER) and changes no rank or score, even where it orders the upstreams the other way.
+    res = []
+    for up, wer, cer in (("a", [95.0, 85.0, 90.0], [70.0, 60.0, 50.0]), ("b", [99.0, 97.0, 96.0], [40.0, 45.0, 30.0])):
+        r = probe_result(up, "asr", wer, ws_test=80.0 if up == "a" else 90.0, label=up.upper())
+        for ls, c in zip(r.per_layer, cer):
+            ls.extra["test_cer"] = c
+        r.weighted_sum.extra["test_cer"] = cer[-1] - 5.0
+        res.append(r)
+    h = _headline(res, {})
+    assert [(t.header(), t.ranked) for t in h.tasks] == [("ASR WER↓", True), ("ASR CER↓", False)]
+    assert [s.display for s in h.standings] == ["A", "B"] and h.standings[0].task_ranks == {"asr": 1.0}
+    a = h.entry("a", "asr_cer")
+    assert (a.ws, a.best, a.best_layer, a.best_text()) == (45.0, 60.0, 1, "60.00 @L1")  # WS 45 beats L1's 60
+    assert (h.entry("b", "asr_cer").ws, h.entry("b", "asr_cer").best) == (25.0, 30.0)
+    text = terminal_table(h)
+    assert "ASR CER↓" in text and "45.00  60.00 @L1" in text and "ASR CER: same heads" in text
+    build_leaderboard(write_all(tmp_path / "results", res), tmp_path / "lb")
+    csv = pd.read_csv(tmp_path / "lb" / "leaderboard.csv")
+    assert list(csv["asr_cer_ws"]) == [45.0, 25.0] and csv["asr_cer_rank"].isna().all()
