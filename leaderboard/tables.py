@@ -18,7 +18,8 @@ higher is better), all on the test split.
   ordered by it (ties: higher score first).
 - **Score** (normalised, SUPERB-score style): per task, 100 x (WS - WS of FBANK) / (best WS in
   the zoo - WS of FBANK), so FBANK is 0, the zoo's best is 100 and an upstream worse than FBANK
-  is negative; averaged over the tasks an upstream has. FBANK is the zoo's upstream with spec
+  is negative, floored at -100 (FLOOR: where the best is barely above FBANK, the spread is tiny
+  and one task's ratio would otherwise swamp the average); averaged over the tasks an upstream has. FBANK is the zoo's upstream with spec
   `fbank` (else `fbank:...`); a zoo without one uses its worst WS per task as 0. A task where
   the reference is itself the best is left out of the score (no spread to normalise).
 """
@@ -40,6 +41,7 @@ from bench.records import ERROR_METRICS, FailureRecord, ProbeResult
 FIELDS = ("ws", "best", "best_layer", "cca", "cca_layer")
 MARK = "*"
 TERMINAL_WIDTH = 120
+FLOOR = -100.0  # lowest per-task normalised score (module docstring)
 NAME_WIDTH = 24  # upstream names longer than this are shortened in the terminal print
 
 
@@ -132,7 +134,8 @@ class Headline:
 
     def score_note(self) -> str:
         ref = f"{self.reference} = 0" if self.reference else "the zoo's worst per task = 0 (no FBANK in the zoo)"
-        note = f"score: per-task weighted-sum score normalised to {ref}, the zoo's best = 100, averaged over tasks"
+        note = (f"score: per-task weighted-sum score normalised to {ref}, the zoo's best = 100 (floor {FLOOR:.0f}), "
+                "averaged over tasks")
         if self.unscored_tasks:
             note += f"; left out: {', '.join(self.unscored_tasks)}"
         shown = [t.header(arrows=False) for t in self.tasks if not t.ranked]
@@ -253,7 +256,7 @@ def headline(entries: list[Entry], upstreams: list[tuple[str, str]] | None = Non
             unscored.append(f"{t.task} ({'every upstream scores the same' if tie or not ref else names[ref] + ' scores the best'})")
             continue
         for u, v in vals.items():
-            norm[u][t.task] = 100.0 * (v - zero) / (top - zero)
+            norm[u][t.task] = max(FLOOR, 100.0 * (v - zero) / (top - zero))
     rows = []
     for u, display in names.items():
         mean_rank = sum(ranks[u].values()) / len(ranks[u]) if ranks[u] else None

@@ -72,6 +72,10 @@ def test_rank_and_normalised_score_by_hand():
     # B's IC layer 1 (95) beats its weighted sum (90); A's layers never beat theirs; one-layer FBANK is never marked.
     assert h.entry("b", "ic").best_text() == "95.00 @L1*" and h.entry("a", "ic").best_text() == "58.00 @L2"
     assert h.entry("fbank", "ic").best_text() == "" and not h.entry("fbank", "ic").single_beats_ws
+    # PR's best (A, 20) barely above FBANK (21): B's PER 30 would be -900; it is floored at -100.
+    tight = [probe_result("fbank", "pr", [21], ws_test=21.0, label="FBANK"), *res[3::2]]
+    assert _headline(tight, {}).standings[-1].task_scores == {"pr": pytest.approx(-100.0)}
+    assert "(floor -100)" in _headline(tight, {}).score_note()
     # Without FBANK the zoo's worst per task is 0: A 0 on IC, B 0 on PR.
     h2 = _headline(res[2:], {})
     assert {s.display: s.score for s in h2.standings} == {"A": pytest.approx(50.0), "B": pytest.approx(50.0)}
