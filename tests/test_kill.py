@@ -80,7 +80,7 @@ def test_sigkill_at_ten_random_moments_then_resume(tmp_path, synth_root):
         proc = subprocess.Popen(cli("run", str(suite), "--no-progress"), env=env(), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=t_start + rng.uniform(0.1, 0.35) * max(t_ref - t_start, 1.0))
+            proc.wait(timeout=t_start + rng.uniform(0.06, 0.2) * max(t_ref - t_start, 1.0))
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)  # the runner only: its workers must cope with losing it
             proc.wait()
