@@ -19,6 +19,7 @@ a property only says three things (the `Property` contract):
 
 from __future__ import annotations
 
+import abc
 import inspect
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
@@ -268,8 +269,9 @@ def full_rank_word_view(y: np.ndarray, n_words: int) -> np.ndarray:
 # --------------------------------------------------------------------------- the contract
 
 
-class Property:
-    """Base of every property; a user property subclasses it and fills `prepare` and `score`."""
+class Property(abc.ABC):
+    """Base of every property; a user property subclasses it and fills `prepare` and `score`
+    (abstract: a subclass without them fails when it is loaded, not mid-run)."""
 
     sections: tuple[str, ...] = ()  # config sections whose values decide the numbers (hashed)
     labels: bool = True  # compared against labels: `shuffle_labels` applies (and is hashed)
@@ -283,13 +285,13 @@ class Property:
         """The split(s) it reads, as written in the result's `corpus.split`."""
         return cfg["split"]
 
+    @abc.abstractmethod
     def prepare(self, samples: Samples) -> set[Hashable]:
         """Ask `samples` for the gatherers it needs; return the utterance keys it reads."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def score(self, name: str, samples: Samples, progress: bool, device: str) -> tuple[list[dict], dict]:
         """(one entry per layer of `samples.layers`, details) after the pass."""
-        raise NotImplementedError
 
 
 CONTRACT = {"sections": "attribute", "labels": "attribute", "defaults": "attribute",
@@ -470,8 +472,10 @@ def _user_property(ref: str) -> Property:
         obj = import_object(ref[len(PREFIX):], where, "Class")
         if inspect.isclass(obj):
             obj = obj()
-    except (ValueError, TypeError) as e:
+    except ValueError as e:
         raise ConfigError(str(e)) from e
+    except TypeError as e:  # an abstract method left out, or an __init__ that needs arguments
+        raise ConfigError(f"{where}: {e}") from e
     missing = missing_members(obj, CONTRACT)
     if missing:
         raise ConfigError(f"{where}: {type(obj).__name__} lacks {', '.join(missing)} of the property contract "

@@ -168,5 +168,9 @@ def test_user_property_contract_errors(plugins):
     _write(plugins, "bad_props.py", "class Half:\n    sections = ()\n")
     with pytest.raises(ConfigError, match=r"'py:bad_props:Half': Half lacks .*prepare \(method\).*property contract"):
         expand(["py:bad_props:Half"])
+    _write(plugins, "half_sub.py", "from bench.cca_properties import Property\n\n"
+           "class NoScore(Property):\n    def prepare(self, samples):\n        return set()\n")
+    with pytest.raises(ConfigError, match=r"'py:half_sub:NoScore': Can't instantiate abstract class NoScore.*score"):
+        expand(["py:half_sub:NoScore"])
     with pytest.raises(ConfigError, match=r"unknown CCA property 'wrod' \(did you mean 'word'\?\)"):
         expand(["mel", "wrod"])
