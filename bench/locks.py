@@ -48,18 +48,22 @@ def _start_ticks(pid: int) -> int | None:
 
 def pid_alive(pid: int, start: int | None = None) -> bool:
     """True when `pid` runs on this host (and, given `start`, is the same process, not a reuse)."""
-    if pid <= 0:  # os.kill(0 or -1, ...) would address process groups, not a process
+    if pid <= 0 or not _exists(pid):  # os.kill(0 or -1, ...) would address process groups, not a process
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
     if start is None:
         return True
     now = _start_ticks(pid)
     return now is None or now == start
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
 
 
 def slurm_job_id() -> str | None:

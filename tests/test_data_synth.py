@@ -71,3 +71,12 @@ def test_each_corpus_folder_opens_on_its_own(synth_root, kind):
     folder = detect_kinds(synth_root)[kind]
     c = open_corpus(folder)
     assert c.kind == kind and all(len(v) > 0 for v in c.splits.values())
+
+
+def test_a_corpus_kind_without_a_synthetic_writer_fails_before_any_work(tmp_path, monkeypatch):
+    from bench.synth import corpora
+
+    monkeypatch.setattr(corpora, "KINDS", (*KINDS, "toy_kind"))
+    with pytest.raises(ValueError, match=r"no writer for corpus kind\(s\) toy_kind: add one to bench.synth.corpora.WRITERS"):
+        corpora.generate(tmp_path / "synth", "tiny")
+    assert not (tmp_path / "synth").exists()

@@ -605,12 +605,26 @@ def _prepare(root: Path) -> None:
     (root / STARTED_FILE).write_text("layerbench synth started here and has not finished\n", encoding="utf-8")
 
 
+# corpus kind -> writer of its files from the synthesized takes: (stage, size, seed, jobs, done)
+WRITERS = {
+    "librispeech": lambda stage, spec, seed, jobs, done: (_write_libri(stage, jobs["librispeech"], done),
+                                                          write_synthetic_lexicon(stage)),
+    "speech_commands": lambda stage, spec, seed, jobs, done: _write_speech_commands(stage, spec, seed),
+    "fsc": lambda stage, spec, seed, jobs, done: _write_fsc(stage, jobs["fsc"], done),
+    "slurp": lambda stage, spec, seed, jobs, done: _write_slurp(stage, jobs["slurp"], done),
+}
+
+
 def generate(root: str | Path, size: str | Size = "small", seed: int = 0, workers: int | None = None,
              progress: bool = True) -> SynthInfo:
     """Write the four corpora under `root` (an interrupted earlier run there is redone).
 
     `size` is a preset name or a `Size` (recorded as "custom" in the marker).
     """
+    missing = [kind for kind in KINDS if kind not in WRITERS]
+    if missing:  # checked before any synthesis: a registered kind needs its writer here
+        raise ValueError(f"the synthetic corpus has no writer for corpus kind(s) {', '.join(missing)}: "
+                         "add one to bench.synth.corpora.WRITERS")
     root = Path(root).expanduser().resolve()
     with _corpus_lock(root, progress):
         return _generate(root, size, seed, workers, progress)
@@ -665,14 +679,8 @@ def _generate(root: Path, size: str | Size, seed: int, workers: int | None, prog
         for results in _run_items(stage, seed, items, workers, tick):
             for d in results:
                 done[d.key] = d
-    writers = {"librispeech": lambda: (_write_libri(stage, jobs["librispeech"], done), write_synthetic_lexicon(stage)),
-               "speech_commands": lambda: _write_speech_commands(stage, spec, seed),
-               "fsc": lambda: _write_fsc(stage, jobs["fsc"], done),
-               "slurp": lambda: _write_slurp(stage, jobs["slurp"], done)}
-    for kind in KINDS:  # every registered corpus kind, so every task has its corpus
-        if kind not in writers:
-            raise NotImplementedError(f"the synthetic corpus has no writer for corpus kind {kind!r}")
-        writers[kind]()
+    for kind in KINDS:  # every registered corpus kind (checked in `generate`), so every task has its corpus
+        WRITERS[kind](stage, spec, seed, jobs, done)
     for d in OWNED:
         if (stage / d).exists():
             (stage / d).rename(root / d)
