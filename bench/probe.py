@@ -41,6 +41,7 @@ from bench.params import ProbeParams
 from bench.records import LayerScore, ProbeResult, WeightedSumScore, upstream_info
 from bench.results import UnitOutcome, config_hash, is_done, read_record, result_path, write_record
 from bench.types import Batch, LayerSpec, Upstream, UpstreamOutput
+from tasks.base import tile_heads
 
 WS = "weighted_sum"
 
@@ -247,7 +248,20 @@ class HeadGroup:
         """(copy, head name) of slice g."""
         return g // len(self.names), self.names[g % len(self.names)]
 
-    def gather(self, feats: Features, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def running(self, device: torch.device) -> torch.Tensor | None:
+        """The slices a step computes: None (every slice) while all heads train or when the module
+        cannot run a subset; else the active ones, so a pruned or diverged head costs nothing."""
+        if bool(self.active.all()) or not getattr(self.module, "selectable", False):
+            return None
+        return torch.nonzero(self.active).flatten().to(device)
+
+    def run(self, x: torch.Tensor, lens: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor:
+        """Logits of the slices `rows` (all when None) from their inputs x."""
+        return self.module(x, lens) if rows is None else self.module(x, lens, heads=rows)
+
+    def gather(self, feats: Features, device: torch.device, rows: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inputs [G', B, ...] of the slices `rows` (all G when None), and frame lengths (None when pooled)."""
         if feats.lengths is None:  # pooled [B, D]: rates do not matter
             single = (torch.stack([feats.layers[l] for l in self.layer_ids]).to(device, non_blocking=True)
                       if self.layer_ids else None)
@@ -255,7 +269,7 @@ class HeadGroup:
             if self.ws_ids is not None:
                 xs = [feats.normed(l) if self.layer_norm else feats.layers[l] for l in self.ws_ids]
                 mixed = torch.stack(xs).to(device, non_blocking=True)
-            return self._copies(single, mixed), None
+            return self._copies(single, mixed, rows), None
         ids = list(self.layer_ids)
         xs = [feats.layers[l] for l in ids]
         factors = [1] * len(ids)
@@ -266,18 +280,21 @@ class HeadGroup:
         xs, lens = align_frames(xs, [feats.lengths[l] for l in ids], factors)
         x = torch.stack(xs).to(device, non_blocking=True)
         n = len(self.layer_ids)
-        return self._copies(x[:n] if n else None, x[n:] if self.ws_ids is not None else None), lens.to(device)
+        return (self._copies(x[:n] if n else None, x[n:] if self.ws_ids is not None else None, rows),
+                lens.to(device))
 
-    def _copies(self, single: torch.Tensor | None, mixed: torch.Tensor | None) -> torch.Tensor:
-        """Every copy's input slices: the single layers, then that copy's weighted sum of `mixed`."""
+    def _copies(self, single: torch.Tensor | None, mixed: torch.Tensor | None,
+                rows: torch.Tensor | None) -> torch.Tensor:
+        """The input of each slice in `rows` (all when None): slice c * len(names) + j is single layer
+        j, or copy c's weighted sum of `mixed` when j is the weighted-sum head."""
         sums = weighted_sums(self.featurizers, mixed) if mixed is not None else None
-        parts = []
-        for c in range(self.copies):
-            if single is not None:
-                parts.append(single)
-            if sums is not None:
-                parts.append(sums[c:c + 1])
-        return torch.cat(parts) if len(parts) > 1 else parts[0]
+        src = torch.cat([t for t in (single, sums) if t is not None])
+        if rows is None and self.copies == 1:
+            return src  # the single layers, then the weighted sum: already the slice order
+        n, per = len(self.layer_ids), len(self.names)
+        slices = range(self.size) if rows is None else rows.tolist()
+        pick = [g % per if g % per < n else n + g // per for g in slices]
+        return src.index_select(0, torch.tensor(pick, device=src.device))
 
     def train(self, mode: bool = True) -> None:
         self.module.train(mode)
@@ -472,7 +489,7 @@ def build_groups(task, space, specs: Sequence[LayerSpec], selected: Sequence[int
         names = [specs[i].name for i in ids] + ([WS] if with_ws else [])
         per = len(names)
         lrs = [float(rates[n][c]) if rates else params.lr for c in range(copies) for n in names]
-        module = task.make_heads(per * copies, shape[0], space, params, gen).to(device)
+        module = tile_heads(task.make_heads(per, shape[0], space, params, gen), copies).to(device)
         featurizers = [WeightedSum(len(ws_ids)).to(device) for _ in range(copies)] if with_ws else []
         # Each weighted sum's layer weights belong to its copy's last slice.
         owned = {(c + 1) * per - 1: f for c, f in enumerate(featurizers)}
@@ -519,13 +536,17 @@ class Bank:
             for grp in self.groups:
                 if not bool(grp.active.any()):
                     continue
-                x, lens = grp.gather(feats, self.device)
+                rows = grp.running(self.device)
+                x, lens = grp.gather(feats, self.device, rows)
                 if lens is not None and self.specaug is not None:
                     x = spec_augment(x, lens, self.specaug, self.aug_gen)
-                losses = self.task.losses(grp.module(x, lens), lens, batch, self.space)
+                losses = self.task.losses(grp.run(x, lens, rows), lens, batch, self.space)
                 if not self.skip_nonfinite:  # skip mode: a NaN loss gives a NaN gradient norm below
-                    grp.stop(~torch.isfinite(losses.detach()).cpu(), step)
-                act = grp.active.to(losses.device)
+                    bad = ~torch.isfinite(losses.detach()).cpu()
+                    if rows is not None:
+                        bad = torch.zeros(grp.size, dtype=torch.bool).index_fill_(0, rows.cpu()[bad], True)
+                    grp.stop(bad, step)
+                act = (grp.active if rows is None else grp.active[rows.cpu()]).to(losses.device)
                 if bool(act.any()):
                     (torch.where(act, losses, torch.zeros_like(losses)).sum() / accum).backward()
         for grp in self.groups:
@@ -553,10 +574,13 @@ class Bank:
         for feats, batch in batches:
             refs.extend(self.task.references(batch, self.space))
             for k, grp in enumerate(self.groups):
-                x, lens = grp.gather(feats, self.device)
-                out = self.task.predict(grp.module(x, lens), lens, self.space)
-                for g in range(grp.size):
-                    preds[k][g].extend(out[g])
+                if not bool(grp.active.any()):
+                    continue
+                rows = grp.running(self.device)
+                x, lens = grp.gather(feats, self.device, rows)
+                out = self.task.predict(grp.run(x, lens, rows), lens, self.space)
+                for g, o in zip(range(grp.size) if rows is None else rows.tolist(), out):
+                    preds[k][g].extend(o)
         return refs, preds
 
     def record_dev(self, scores: list[list[float | None]], step: int) -> None:

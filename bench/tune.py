@@ -13,8 +13,13 @@ trial attribute, so the result is built from the studies alone: a study in sqlit
 storage resumes after an interruption without redoing finished trials, and several
 processes can share one.
 
-Heads that cannot be stacked (the ASR BiLSTMs) are trained one after another inside the
-round, still from the same upstream pass per batch.
+Copy c of every head starts from the weights a probe run of the same seed starts from
+(`tasks.base.tile_heads`), so a trial at rate r scores what `layerbench probe --set lr=r` does,
+and the rates of a head are compared on one initialisation. Once a trial is pruned (or its head
+diverges) the bank computes only the slices still training.
+
+Heads that cannot be stacked (the ASR BiLSTMs) keep one module each; on the CPU the K x (L+2)
+BiLSTMs of a round run as one fused pass, still from the same upstream pass per batch.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ each stacked tensor is head g's, nothing is shared).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from abc import ABC, abstractmethod
@@ -108,9 +109,14 @@ def stacked_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
 
 
 class _ProjectedHeads(nn.Module):
-    """G heads Linear(D,H) -> ... -> Linear(H,outputs); subclasses say what happens in between."""
+    """G heads Linear(D,H) -> ... -> Linear(H,outputs); subclasses say what happens in between.
+
+    `forward(x, lens, heads)` runs the slices `heads` only (x holds exactly those slices, in
+    that order): a stopped head (pruned, diverged) costs nothing more.
+    """
 
     stacked = True
+    selectable = True
 
     def __init__(self, groups: int, dim: int, hidden: int, outputs: int, generator: torch.Generator | None = None):
         super().__init__()
@@ -122,6 +128,17 @@ class _ProjectedHeads(nn.Module):
         skips the input gradient of every other slice (half of its backward)."""
         self.proj.input_grad = slices
 
+    def affine(self, heads: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """W1, b1, W2, b2 of the slices `heads` (all when None), and which of them need an input gradient."""
+        tensors = (self.proj.weight, self.proj.bias, self.out.weight, self.out.bias)
+        grad_rows = self.proj.input_grad
+        if heads is None:
+            return (*tensors, grad_rows)
+        if grad_rows is not None:
+            grad_rows = torch.nonzero(torch.isin(heads, grad_rows.to(heads.device))).flatten()
+        return (*(t.index_select(0, heads) for t in tensors), grad_rows)
+
 
 class PooledHeads(_ProjectedHeads):
     """SUPERB's utterance-level head for G layers: Linear(D,H) -> masked mean -> Linear(H,C).
@@ -130,8 +147,10 @@ class PooledHeads(_ProjectedHeads):
     means [G, B, D]; `forward_frames` takes frames [G, B, T, D] and gives the same logits.
     """
 
-    def forward(self, pooled: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
-        return self.out(self.proj(pooled))
+    def forward(self, pooled: torch.Tensor, lens: torch.Tensor | None = None,
+                heads: torch.Tensor | None = None) -> torch.Tensor:
+        w1, b1, w2, b2, grad_rows = self.affine(heads)
+        return stacked_affine(stacked_affine(pooled, w1, b1, grad_rows), w2, b2)
 
     def forward_frames(self, frames: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         return self.out(masked_mean(self.proj(frames), lens))
@@ -147,10 +166,12 @@ class FrameLinearHeads(_ProjectedHeads):
     frames of a batch (N >> H), the products W1 W2 (D·H·V, once per step) are what is left.
     """
 
-    def forward(self, frames: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
-        weight = torch.bmm(self.proj.weight, self.out.weight)  # [G, D, V]
-        bias = torch.baddbmm(self.out.bias, self.proj.bias, self.out.weight)  # [G, 1, V]
-        return stacked_affine(frames, weight, bias, self.proj.input_grad)
+    def forward(self, frames: torch.Tensor, lens: torch.Tensor | None = None,
+                heads: torch.Tensor | None = None) -> torch.Tensor:
+        w1, b1, w2, b2, grad_rows = self.affine(heads)
+        weight = torch.bmm(w1, w2)  # [G, D, V]
+        bias = torch.baddbmm(b2, b1, w2)  # [G, 1, V]
+        return stacked_affine(frames, weight, bias, grad_rows)
 
 
 class BiLSTMHead(nn.Module):
@@ -274,6 +295,7 @@ class ModuleHeads(nn.Module):
     """
 
     stacked = False
+    selectable = True
 
     def __init__(self, heads: Sequence[nn.Module]):
         super().__init__()
@@ -282,10 +304,29 @@ class ModuleHeads(nn.Module):
         self.fusable = isinstance(first, BiLSTMHead) and all(
             type(h) is BiLSTMHead and h.shape == first.shape for h in self.heads)
 
-    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lens: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
+        """x holds the slices `heads` (all when None), in that order."""
+        run = list(self.heads) if heads is None else [self.heads[g] for g in heads.tolist()]
         if self.fusable and lstm_path(x.device) == "fused":
-            return fused_bilstm(list(self.heads), x, lens)
-        return torch.stack([h(x[g], lens) for g, h in enumerate(self.heads)])
+            return fused_bilstm(run, x, lens)
+        return torch.stack([h(x[g], lens) for g, h in enumerate(run)])
+
+
+def tile_heads(proto: nn.Module, copies: int) -> nn.Module:
+    """`copies` copies of G heads in one module of copies x G: slice c * G + g starts as head g.
+
+    The tuner's K rates of a head then start from the weights a probe run of the same seed
+    starts from, so a trial at rate r is that probe run at r (and rates are compared on the
+    same initialisation, not on K different draws).
+    """
+    if copies == 1:
+        return proto
+    if getattr(proto, "stacked", False):
+        module = copy.deepcopy(proto)
+        for p in module.parameters():
+            p.data = p.data.repeat(copies, *([1] * (p.dim() - 1)))
+        return module
+    return ModuleHeads([copy.deepcopy(h) for _ in range(copies) for h in proto.heads])
 
 
 def ctc_greedy(logits: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> list[list[int]]:

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from bench.config import ConfigError
-from bench.probe import ModuleAdam, StackedAdam
+from bench.probe import ModuleAdam, StackedAdam, run_probe
 from bench.tune import fail_orphans, open_storage, resolve_settings, run_tune
 from bench.types import LayerSpec, UpstreamOutput
-from tasks.base import PooledHeads
-from test_probe_fakes import SignalUpstream, class_corpus, one_thread  # noqa: F401
+from tasks.base import BiLSTMHead, ModuleHeads, PooledHeads, tile_heads
+from test_probe_fakes import SignalUpstream, class_corpus, one_thread, phone_corpus  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -206,6 +206,84 @@ def test_pruned_rates_stop_training_the_rest_go_on(tmp_path):
     assert max(map(int, trials[2]["intermediate"])) <= 10  # stopped early ...
     assert max(map(int, trials[3]["intermediate"])) == 40  # ... while the good rate beside it trained the whole budget
     assert out.result.per_layer[0].lr in (1e-2, 3e-2, 2e-2) and out.result.timings["rounds"] == 2
+
+
+def _computed_slices(monkeypatch) -> list[int]:
+    """How many slices each PooledHeads forward computes, in call order."""
+    seen, real = [], PooledHeads.forward
+
+    def counting(self, pooled, lens=None, heads=None):
+        seen.append(pooled.shape[0])
+        return real(self, pooled, lens, heads)
+
+    monkeypatch.setattr(PooledHeads, "forward", counting)
+    return seen
+
+
+def test_a_pruned_rate_costs_nothing_more_and_changes_nothing_for_the_rest(tmp_path, monkeypatch):
+    """After the pruner stops a rate, the bank computes the other slices only (forward, backward,
+    dev and test passes), with the same numbers as computing every slice and masking the stopped one."""
+    corpus = class_corpus(tmp_path / "ks", classes=4, per_class={"train": 10, "dev": 5, "test": 5})
+    up = SignalUpstream([0.3])
+    kw = dict(progress=False, layers="0",
+              overrides={"steps": 40, "eval_every": 5, "weighted_sum": {"enabled": False, "layer_norm": False}},
+              tune={"grid": [1e-2, 3e-2, 1e-7, 2e-2], "stack": 2, "pruner": "median", "prune_startup": 2,
+                    "prune_warmup": 1})
+    seen = _computed_slices(monkeypatch)
+    compact = run_tune(up, "ks", corpus, out_dir=tmp_path / "a", **kw).result.tune["trials"]["layer0"]
+    assert [t["state"] for t in compact] == ["complete", "complete", "pruned", "complete"]
+    assert seen.count(1) > 0.6 * seen.count(2)  # round 2 ran on one slice once 1e-7 was pruned
+    monkeypatch.setattr(PooledHeads, "selectable", False)  # every slice computed, the stopped one masked
+    seen.clear()
+    full = run_tune(up, "ks", corpus, out_dir=tmp_path / "b", **kw).result.tune["trials"]["layer0"]
+    assert set(seen) == {2}
+    for a, b in zip(compact, full):
+        assert a["state"] == b["state"] and a["best_step"] == b["best_step"]
+        assert a["dev"] == pytest.approx(b["dev"]) and a["test"] == pytest.approx(b["test"])
+        assert a["intermediate"] == pytest.approx(b["intermediate"])
+
+
+def test_copies_start_as_the_heads_of_one_probe_run_and_train_apart():
+    proto = PooledHeads(3, 5, 7, 4, torch.Generator().manual_seed(1))
+    tiled = tile_heads(proto, 2)
+    for p, q in zip(proto.parameters(), tiled.parameters()):
+        assert q.shape[0] == 6 and torch.equal(q[:3], p) and torch.equal(q[3:], p)
+    lstms = ModuleHeads([BiLSTMHead(5, 4, 3, 1, 0.0, 6) for _ in range(2)])
+    copies = tile_heads(lstms, 3)
+    assert len(copies.heads) == 6 and copies.fusable
+    for g, head in enumerate(copies.heads):
+        ref = lstms.heads[g % 2].state_dict()
+        assert all(torch.equal(v, ref[k]) for k, v in head.state_dict().items())
+    with torch.no_grad():
+        copies.heads[2].out.weight.add_(1.0)  # each copy owns its parameters
+    assert torch.equal(copies.heads[0].out.weight, lstms.heads[0].out.weight)
+
+
+@pytest.mark.parametrize("task", ["ks", "pr"])
+def test_a_trial_is_the_probe_run_at_its_rate(tmp_path, task):
+    """Copy c of every head starts from the weights the probe run of the same seed starts from, so a
+    tuned head's scores at a rate are `layerbench probe --set lr=<rate>`'s, weighted sum included."""
+    if task == "ks":
+        corpus = class_corpus(tmp_path / "ks", classes=4, per_class={"train": 10, "dev": 5, "test": 5})
+        over = {"steps": 20, "eval_every": 5}
+    else:
+        corpus = phone_corpus(tmp_path / "pr", counts={"train-clean-100": 12, "dev-clean": 4, "test-clean": 4})
+        over = {"steps": 8, "eval_every": 4, "targets": {"scheme": "alignment39"}}
+    up = SignalUpstream([0.3, 0.8])
+    rates = [3e-3, 3e-2]
+    tuned = run_tune(up, task, corpus, out_dir=tmp_path / "tune", progress=False, overrides=over,
+                     tune={"grid": rates, "stack": 2, "pruner": "none"}).result
+    by_rate = []
+    for k, rate in enumerate(rates):
+        probe = run_probe(up, task, corpus, out_dir=tmp_path / f"probe{k}", progress=False,
+                          overrides={**over, "lr": rate}).result
+        rows = {r.name: (r.dev, r.test) for r in probe.per_layer}
+        rows["weighted_sum"] = (probe.weighted_sum.dev, probe.weighted_sum.test)
+        for head, (dev, test) in rows.items():
+            trial = next(t for t in tuned.tune["trials"][head] if t["lr"] == rate)
+            assert (trial["dev"], trial["test"]) == pytest.approx((dev, test)), (head, rate)
+        by_rate.append(rows)
+    assert by_rate[0] != by_rate[1]  # the two rates train to different scores
 
 
 @pytest.mark.parametrize("tune, msg", [
