@@ -246,6 +246,7 @@ class _Slot:
     trial: Any
     group: Any = None
     index: int = -1
+    pruned: bool = False  # told PRUNED mid-round (trial numbers repeat across heads' studies: not a key)
 
     @property
     def active(self) -> bool:
@@ -288,7 +289,7 @@ def _run_round(slots_by_head: dict[str, list[_Slot]], data: ProbeData, selected:
 
     def on_dev(step: int) -> None:
         for s in slots:
-            if not s.active or s.trial.number in pruned:
+            if not s.active or s.pruned:
                 continue
             best = s.group.best_dev[s.index]
             if best is None:
@@ -298,20 +299,19 @@ def _run_round(slots_by_head: dict[str, list[_Slot]], data: ProbeData, selected:
                 s.trial.set_user_attr("dev", best)
                 s.trial.set_user_attr("best_step", s.group.best_step[s.index])
                 s.study.tell(s.trial, state=TrialState.PRUNED)
-                pruned.add(s.trial.number)
+                s.pruned = True
                 s.group.active[s.index] = False  # a pruned rate stops training; the rest go on
 
-    pruned: set[int] = set()
     try:
         timings = train_bank(bank, data, desc=desc, progress=progress, on_dev=on_dev)
     except BaseException:
         for s in slots:  # an interrupted round's trials are tried again by the next run
-            if s.trial.number not in pruned:
+            if not s.pruned:
                 s.trial.set_user_attr("interrupted", True)
                 s.study.tell(s.trial, state=TrialState.FAIL)
         raise
     for s in slots:
-        if s.trial.number in pruned:
+        if s.pruned:
             continue
         grp, g = s.group, s.index
         dev, test = grp.best_dev[g], grp.test[g]

@@ -5,6 +5,8 @@ For each upstream and task, in one process, on the same data, with the same step
 K rates:
   stacked   `bench.tune.run_tune` with a grid of K rates and stack K: one bank of K x (L+2)
             heads, one upstream pass (or pooled-cache gather) per batch, no pruning
+            (`--stack S --pruner median`: rounds of S rates as `layerbench tune` runs them, the
+            pruner stopping rates mid-round; then the two sides no longer train the same steps)
   separate  K `bench.probe.run_probe` runs, one per rate, one after another (what a user
             running `layerbench probe` once per rate does)
 Both sides load the upstream from its spec, as K separate `layerbench probe` runs would;
@@ -54,6 +56,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=300, help="steps of a task given without :STEPS")
     ap.add_argument("--frame-modes", default="kept", help=f"frame-level tasks: {', '.join(MODES)} (comma-separated)")
     ap.add_argument("--rates", default="1e-4,1e-3,1e-2,1e-1", help="the K rates, comma-separated")
+    ap.add_argument("--stack", type=int, default=0, help="rates per round on the stacked side (default: all K)")
+    ap.add_argument("--pruner", default="none", choices=("none", "median", "halving"),
+                    help="the stacked side's pruner (configs/tune.yaml's start-up and warm-up)")
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--report", default=None, help="also write the Markdown table to this file")
@@ -63,6 +68,7 @@ def main() -> int:
     import upstreams
 
     rates = [float(r) for r in args.rates.split(",")]
+    stack = args.stack or len(rates)
     modes = [m for m in args.frame_modes.split(",") if m]
     if any(m not in MODES for m in modes):
         ap.error(f"--frame-modes: each one of {', '.join(MODES)}, got {args.frame_modes!r}")
@@ -84,7 +90,7 @@ def main() -> int:
                 for mode in modes if frame else ["pooled"]:
                     over = {**common, "extract": {"keep_train": False}} if mode == "forward" else common
                     stacked = timed(run_tune, out_dir=work / "stacked", overrides=over,
-                                    tune={"grid": rates, "stack": len(rates), "trials": len(rates), "pruner": "none"},
+                                    tune={"grid": rates, "stack": stack, "trials": len(rates), "pruner": args.pruner},
                                     **base)
                     separate = [timed(run_probe, out_dir=work / f"lr{k}", overrides={**over, "lr": r}, **base)
                                 for k, r in enumerate(rates)]
@@ -97,7 +103,9 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    lines = [f"Preset `{args.preset}`, K = {len(rates)} rates ({args.rates}), {dev}.", "",
+    rounds = f"rounds of {stack}, {args.pruner} pruner" if (stack, args.pruner) != (len(rates), "none") else \
+        "one stacked round, no pruning"
+    lines = [f"Preset `{args.preset}`, K = {len(rates)} rates ({args.rates}; {rounds}), {dev}.", "",
              "| upstream | task | training features | steps | stacked / separate (CPU time) | (wall) |",
              "|---|---|---|---|---|---|"]
     for spec, n_layers, task, what, steps, (sw, sc), (pw, pc) in rows:

@@ -108,6 +108,26 @@ def test_finds_the_rate_each_layer_needs(synth_root, tmp_path):
     assert res.timings["rounds"] == 2  # K=2 rates per round (the third alone), one bank per round
 
 
+def test_pruning_in_one_head_leaves_the_other_heads_trials_alone(synth_root, tmp_path):
+    """Trial numbers repeat across the heads' studies: pruning layer x1's trial 2 must not skip
+    reporting, telling or training x0.01's trial 2 (it did: left RUNNING and asked again next round)."""
+    from bench.data import open_corpus
+
+    corpus = open_corpus(synth_root, "speech_commands")
+    up = KeywordOracle(corpus, [1.0, 0.01])
+    out = run_tune(up, "ks", corpus, out_dir=tmp_path / "runs", progress=False,
+                   overrides={"steps": 15, "eval_every": 3, "weighted_sum": {"enabled": False, "layer_norm": False}},
+                   tune={"grid": [1e-2, 1e-1, 1e-3, 1.0], "stack": 2, "pruner": "median", "prune_startup": 2,
+                         "prune_warmup": 1})
+    res = out.result
+    assert res.timings["rounds"] == 2
+    for head, trials in res.tune["trials"].items():
+        assert [t["lr"] for t in trials] == [1e-2, 1e-1, 1e-3, 1.0], head  # each rate tried once
+        assert [t["state"] for t in trials] == ["complete", "complete", "pruned", "pruned"], head
+        assert all(t["dev"] is not None for t in trials)
+    assert {r.name: r.lr for r in res.per_layer} == {"x1": 1e-2, "x0.01": 1e-1}
+
+
 def _kw(tmp_path, **tune):
     return dict(out_dir=tmp_path / "runs", progress=False, overrides={"steps": 6, "eval_every": 3},
                 tune={"trials": 4, "stack": 2, "pruner": "none", **tune})
