@@ -41,6 +41,9 @@ from bench.results import UnitOutcome, config_hash, is_done, read_record, result
 from bench.types import Upstream
 
 TUNE_CONFIG = CONFIG_DIR / "tune.yaml"
+# Bump when what one trial trains changes (2: copies start from the probe run's weights): the study
+# key changes with it, so a stored study starts afresh instead of mixing trials of two codes.
+TRIAL_VERSION = 2
 Sampler = Literal["tpe", "random"]
 Pruner = Literal["median", "halving", "none"]
 Use = Literal["tuned", "fixed"]
@@ -212,13 +215,13 @@ def plan_tune(upstream: str | Upstream, task: str, corpus: str | Path | Corpus, 
     """Result path, config, config hash and settings of one tuning unit; loads no model and no audio.
 
     The probe config's `lr` is the centre of the default range, not a trained rate; the study
-    key hashes everything that defines a trial (probe config, search space, seed).
+    key hashes everything that defines a trial (probe config, search space, seed, TRIAL_VERSION).
     """
     _, probe_config, _ = plan_probe(upstream, task, corpus, preset=preset, overrides=overrides, layers=layers,
                                     out_dir=out_dir, seed=seed)
     settings = resolve_settings(tune, where=f"tune settings of {task}")
     space = settings.space(float(probe_config["params"]["lr"]))
-    study_key = config_hash({"probe": probe_config, "space": space})
+    study_key = config_hash({"probe": probe_config, "space": space, "trial_version": TRIAL_VERSION})
     config = {**probe_config, "tune": {**asdict(settings), "study_key": study_key}}
     config["tune"].pop("use")  # which result a suite compares does not change this one
     return (result_path(out_dir, "tune", probe_config["upstream"], task, seed), config, config_hash(config),

@@ -306,6 +306,19 @@ def test_a_trial_is_the_probe_run_at_its_rate(tmp_path, task):
     assert by_rate[0] != by_rate[1]  # the two rates train to different scores
 
 
+def test_a_new_trial_version_starts_a_fresh_study(tmp_path, monkeypatch):
+    """Trials trained by older code (other initialisations) are not mixed into a resumed study."""
+    import bench.tune as tune_mod
+
+    corpus = class_corpus(tmp_path / "ks", classes=3, per_class={"train": 4, "dev": 2, "test": 2})
+    plan = lambda: tune_mod.plan_tune(SignalUpstream([0.3]), "ks", corpus, out_dir=tmp_path / "runs")
+    _, config, chash, _ = plan()
+    monkeypatch.setattr(tune_mod, "TRIAL_VERSION", tune_mod.TRIAL_VERSION + 1)
+    _, bumped, bumped_hash, _ = plan()
+    assert tune_mod.study_name(bumped, "layer0") != tune_mod.study_name(config, "layer0")
+    assert bumped_hash != chash  # the finished result is recomputed too
+
+
 @pytest.mark.parametrize("tune, msg", [
     ({"pruner": "hyperband"}, "pruner must be one of"),
     ({"lr_range": [1e-2, 1e-4]}, "lr_range must be [low, high]"),
