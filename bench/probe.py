@@ -248,12 +248,13 @@ class HeadGroup:
         """(copy, head name) of slice g."""
         return g // len(self.names), self.names[g % len(self.names)]
 
-    def running(self, device: torch.device) -> torch.Tensor | None:
+    def running(self) -> torch.Tensor | None:
         """The slices a step computes: None (every slice) while all heads train or when the module
-        cannot run a subset; else the active ones, so a pruned or diverged head costs nothing."""
+        cannot run a subset; else the active ones (a CPU index, like `active`: no device sync), so
+        a pruned or diverged head costs nothing."""
         if bool(self.active.all()) or not getattr(self.module, "selectable", False):
             return None
-        return torch.nonzero(self.active).flatten().to(device)
+        return torch.nonzero(self.active).flatten()
 
     def run(self, x: torch.Tensor, lens: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor:
         """Logits of the slices `rows` (all when None) from their inputs x."""
@@ -536,7 +537,7 @@ class Bank:
             for grp in self.groups:
                 if not bool(grp.active.any()):
                     continue
-                rows = grp.running(self.device)
+                rows = grp.running()
                 x, lens = grp.gather(feats, self.device, rows)
                 if lens is not None and self.specaug is not None:
                     x = spec_augment(x, lens, self.specaug, self.aug_gen)
@@ -544,9 +545,9 @@ class Bank:
                 if not self.skip_nonfinite:  # skip mode: a NaN loss gives a NaN gradient norm below
                     bad = ~torch.isfinite(losses.detach()).cpu()
                     if rows is not None:
-                        bad = torch.zeros(grp.size, dtype=torch.bool).index_fill_(0, rows.cpu()[bad], True)
+                        bad = torch.zeros(grp.size, dtype=torch.bool).index_fill_(0, rows[bad], True)
                     grp.stop(bad, step)
-                act = (grp.active if rows is None else grp.active[rows.cpu()]).to(losses.device)
+                act = (grp.active if rows is None else grp.active[rows]).to(losses.device)
                 if bool(act.any()):
                     (torch.where(act, losses, torch.zeros_like(losses)).sum() / accum).backward()
         for grp in self.groups:
@@ -576,7 +577,7 @@ class Bank:
             for k, grp in enumerate(self.groups):
                 if not bool(grp.active.any()):
                     continue
-                rows = grp.running(self.device)
+                rows = grp.running()
                 x, lens = grp.gather(feats, self.device, rows)
                 out = self.task.predict(grp.run(x, lens, rows), lens, self.space)
                 for g, o in zip(range(grp.size) if rows is None else rows.tolist(), out):

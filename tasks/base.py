@@ -135,6 +135,7 @@ class _ProjectedHeads(nn.Module):
         grad_rows = self.proj.input_grad
         if heads is None:
             return (*tensors, grad_rows)
+        heads = heads.to(self.proj.weight.device)
         if grad_rows is not None:
             grad_rows = torch.nonzero(torch.isin(heads, grad_rows.to(heads.device))).flatten()
         return (*(t.index_select(0, heads) for t in tensors), grad_rows)
